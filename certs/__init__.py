@@ -1,0 +1,1 @@
+"""Certificates: generation, loading, TLS contexts and pinning."""
