@@ -439,8 +439,11 @@ def _check_vias(values: list[str]) -> None:
     for line in values:
         parts = grammar.split_commas(line) if "," in line else (line,)
         for value in parts:
-            if match(value) is None:
+            via = match(value)
+            if via is None:
                 raise ParseError("malformed Via")
+            if via[5] is not None and int(via[5]) > 65535:
+                raise ParseError("Via port out of range")
         count += len(parts)
     if count > MAX_VIAS:
         raise ParseError("too many Via values", 513)
