@@ -64,11 +64,13 @@ def test_edit_changes_only_the_edited_lines() -> None:
     out = bytes(message)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    expected = (
-        [lines[0], b"Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bK.w1", lines[1]]
-        + [b"Max-Forwards: 69"]
-        + lines[3:]
-    )
+    expected = [
+        lines[0],
+        b"Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bK.w1",
+        lines[1],
+        b"Max-Forwards: 69",
+        *lines[3:],
+    ]
     # Record-Route had no line yet, so it goes on top of the header block.
     expected.insert(1, b"Record-Route: <sip:198.51.100.1;lr>")
     assert out == b"\r\n".join(expected) + b"\r\n\r\n" + body

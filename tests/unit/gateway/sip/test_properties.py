@@ -20,6 +20,7 @@ TOKEN = st.text(
     min_size=1,
     max_size=12,
 )
+REASON = st.text(alphabet="abc XYZ", max_size=10)
 USER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._~+", min_size=1, max_size=12)
 HOST = st.sampled_from(["example.com", "192.0.2.7", "[2001:db8::9]", "a-b.c.example.org"])
 SPACE = st.sampled_from(["", " ", "  ", "\t"])
@@ -41,7 +42,7 @@ def sip_messages(draw: st.DrawFn) -> bytes:
     start = (
         f"{method} sip:{draw(USER)}@{host} SIP/2.0"
         if is_request
-        else f"SIP/2.0 {draw(st.integers(100, 699))} {draw(st.text(alphabet='abc XYZ', max_size=10))}"
+        else f"SIP/2.0 {draw(st.integers(100, 699))} {draw(REASON)}"
     )
     branch = "z9hG4bK" + draw(TOKEN)
     headers = [
