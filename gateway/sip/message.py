@@ -48,6 +48,7 @@ __all__ = [
     "Message",
     "Request",
     "Response",
+    "make_response",
     "parse_message",
 ]
 
@@ -263,6 +264,61 @@ class Response(Message):
 
     def __repr__(self) -> str:
         return f"<Response {self._status} {self._reason}>"
+
+
+# Reason phrases of the codes Wedge itself answers with (RFC 3261 §21, RFC 5626 §11).
+REASONS = {
+    100: "Trying",
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    430: "Flow Failed",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+}
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Response:
+    """A response to ``request`` built as RFC 3261 §8.2.6 says.
+
+    Every Via line (in order), From, To, Call-ID and CSeq are copied, and a
+    Timestamp is echoed (§8.2.6.1). ``to_tag`` is added to To when To has no tag
+    yet, which §8.2.6.2 requires of every response but a 100. ``extra`` headers
+    come before Content-Length, which is 0: the responses Wedge makes have no body.
+    """
+    headers = request.headers
+    pairs = [("Via", value) for value in headers.get_all("via")]
+    pairs.extend(("From", value) for value in headers.get_all("from"))
+    to = headers.get("to") or ""
+    if to_tag is not None and status > 100 and request.to.tag is None:
+        to = f"{to};tag={to_tag}"
+    pairs.append(("To", to))
+    for name in ("Call-ID", "CSeq", "Timestamp"):
+        pairs.extend((name, value) for value in headers.get_all(name))
+    pairs.extend(extra)
+    pairs.append(("Content-Length", "0"))
+    return Response(status, reason or REASONS.get(status, "Unknown"), Headers.of(pairs))
 
 
 # ---------------------------------------------------------------------------

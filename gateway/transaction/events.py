@@ -1,0 +1,151 @@
+"""What the transaction layer tells its user (the proxy core, RFC 3261's "TU").
+
+Every event is a small frozen value named in the past tense; the layer returns
+them, in order, from :meth:`TransactionLayer.events`. A transaction is named by a
+:class:`TransactionKey`, which the user keeps to relate later events (and, for a
+server transaction, the CANCEL that targets it) to the request that started it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.sip.flow import Flow
+from gateway.sip.message import Request, Response
+
+__all__ = [
+    "Event",
+    "RequestReceived",
+    "ResponseReceived",
+    "TransactionKey",
+    "TransactionTerminated",
+    "TransactionTimedOut",
+    "TransportFailed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionKey:
+    """The name of one transaction, built from the message fields RFC 3261 matches on.
+
+    A client transaction is named by the branch of the top Via it sent and the
+    CSeq method (§17.1.3); a server transaction also by the sent-by of that Via
+    (§17.2.3), because the branch is only unique per sender. A server
+    transaction started by an RFC 2543 peer (a branch without the ``z9hG4bK``
+    cookie, or none) has no usable branch, so its key carries the §17.2.3
+    fallback fields as well.
+    """
+
+    branch: str
+    """The top Via's branch parameter ("" when an RFC 2543 request had none)."""
+    method: str
+    """The CSeq method of the request that created the transaction (never ACK)."""
+    sent_by: str | None = None
+    """``host[:port]`` of the request's top Via, host in lower case, for a server
+    transaction; None for a client transaction."""
+    legacy: tuple[str, ...] = ()
+    """RFC 2543 fallback only (§17.2.3): Call-ID, From tag and CSeq number of the
+    request; empty for every request that carries the magic cookie."""
+
+    @property
+    def is_server(self) -> bool:
+        """True for a server transaction (we received the request)."""
+        return self.sent_by is not None
+
+    def __str__(self) -> str:
+        return self.branch or "/".join(self.legacy)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A request arrived that the user must act on.
+
+    That is the first copy of a request (a new server transaction), an ACK that
+    no server transaction absorbs (the ACK for a 2xx, which is a transaction of
+    its own, RFC 3261 §17.1.1.3 and §13.2.2.4, or a stray ACK), or a CANCEL (a
+    new non-INVITE server transaction, §9.2). Retransmissions are absorbed and
+    never reported again.
+    """
+
+    request: Request
+    """The request as received. The user may edit it; the layer kept what it needs."""
+    flow: Flow
+    """The flow it arrived on; the server transaction answers on the same flow."""
+    key: TransactionKey | None
+    """The new server transaction, or None for an ACK (an ACK never creates one)."""
+    cancels: TransactionKey | None = None
+    """For a CANCEL: the INVITE server transaction it matches by the §9.2 rules,
+    or None when there is none (the user answers 481). None for other methods."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response arrived for one of our client transactions and goes to the user.
+
+    Provisional responses and the first final response are reported; a 2xx that
+    arrives again while the INVITE client transaction is Accepted (RFC 6026's
+    update to RFC 3261 §17.1.1.2) is reported each time, so a proxy can forward
+    every 2xx upstream. A retransmitted non-2xx final response is absorbed (and
+    re-ACKed).
+    """
+
+    response: Response
+    """The response as received."""
+    key: TransactionKey | None
+    """The client transaction it belongs to; None only for a stray response when
+    the layer was built with ``report_stray_responses=True``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimedOut:
+    """A transaction gave up waiting.
+
+    Client: Timer B (INVITE, still Calling) or Timer F (non-INVITE) fired before
+    any final response came (§17.1.1.2, §17.1.2.2); a proxy treats it as a 408
+    (§16.7 step 2's "best response"). Server: Timer H fired, the ACK for our
+    non-2xx final response never came (§17.2.1).
+    """
+
+    key: TransactionKey
+    """The transaction that timed out; it is terminated."""
+    request: Request
+    """The request that started it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailed:
+    """The transport could not carry this transaction's messages (RFC 3261 §17.1.4, §17.2.4).
+
+    Reported after :meth:`TransactionLayer.transport_failed` for every
+    transaction on that flow that the failure ends. A client transaction that had
+    no final response yet is to be treated like a 503 (§16.9). It can also arrive
+    after the final response (an INVITE client transaction whose ACK could not
+    be sent, a server transaction whose final response could not be), when the
+    user only has to forget the key.
+    """
+
+    key: TransactionKey
+    """The transaction that failed; it is terminated."""
+    request: Request
+    """The request that started it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTerminated:
+    """A transaction reached Terminated and the layer forgot it.
+
+    Always the last event about ``key``, after any TransactionTimedOut or
+    TransportFailed; the user can drop whatever it kept for the key.
+    """
+
+    key: TransactionKey
+    """The transaction that ended."""
+
+
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | TransactionTimedOut
+    | TransportFailed
+    | TransactionTerminated
+)
