@@ -495,6 +495,12 @@ class Headers:
         """Headers built by Wedge itself from ``(name, value)`` pairs."""
         return cls([_field(name, value) for name, value in pairs])
 
+    def copy(self) -> Headers:
+        """An independent store with the same lines (the lines themselves are immutable)."""
+        other = Headers(list(self._fields))
+        other.edited = self.edited
+        return other
+
     def grouped(self) -> dict[str, list[str]]:
         """Every key present, with the values of its lines in order. Do not modify."""
         groups = self._groups

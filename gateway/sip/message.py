@@ -100,6 +100,10 @@ class Message:
     def start_line(self) -> str:
         raise NotImplementedError
 
+    def _copy_into(self, other: Message) -> None:
+        other._raw = self._raw if not self.headers.edited and not self._start_edited else None
+        other._start_edited = self._start_edited
+
     def __bytes__(self) -> bytes:
         raw = self._raw
         if raw is not None and not self._start_edited and not self.headers.edited:
@@ -230,6 +234,13 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self._method} {self._uri} {self.version}"
 
+    def copy(self) -> Request:
+        """A copy to edit without touching this one; cheap, since lines are shared."""
+        other = Request(self._method, self._uri, self.headers.copy(), self._body, self.version)
+        other._ruri = self._ruri
+        self._copy_into(other)
+        return other
+
     def __repr__(self) -> str:
         return f"<Request {self._method} {self._uri}>"
 
@@ -261,6 +272,12 @@ class Response(Message):
 
     def start_line(self) -> str:
         return f"{self.version} {self._status} {self._reason}"
+
+    def copy(self) -> Response:
+        """A copy to edit without touching this one; cheap, since lines are shared."""
+        other = Response(self._status, self._reason, self.headers.copy(), self._body, self.version)
+        self._copy_into(other)
+        return other
 
     def __repr__(self) -> str:
         return f"<Response {self._status} {self._reason}>"

@@ -1,0 +1,636 @@
+"""The transaction-stateful proxy (RFC 3261 §16), as a pure state machine.
+
+Theory of operation. :class:`ProxyCore` owns a
+:class:`~gateway.transaction.TransactionLayer` and is its transaction user. Bytes
+come in with the :class:`~gateway.sip.Flow` they arrived on
+(:meth:`ProxyCore.receive`); bytes go out as ``(data, flow)`` pairs
+(:meth:`ProxyCore.datagrams_to_send`); time comes in as ``now`` and goes out as
+the next deadline (:meth:`ProxyCore.get_timer`). Nothing here touches a socket
+or a clock.
+
+A request that starts a server transaction is validated (§16.3), its Route
+header processed (§16.4), its next hop chosen (§16.5: our own Route entries and
+the flow tokens in them, then any further Route, then policy for an initial
+request) and it is forwarded (§16.6) on a client transaction, with our Via and,
+on dialog-creating requests, one or two Record-Route entries (RFC 5658). Every
+response to it comes back through the client transaction, loses our Via and is
+forwarded on the server transaction (§16.7), so it leaves on the flow the
+request came in on. CANCEL is answered hop by hop and passed on (§16.10); the
+ACK for a 2xx is routed like any in-dialog request, without a transaction.
+
+One request forwarded downstream is one :class:`_Forward`: Wedge is an edge
+proxy and never forks, so each has one server and one client transaction.
+
+Things RFC 3261 leaves to the implementer, decided here:
+
+- A 503 from the next hop is forwarded as it is, Retry-After included. §16.7
+  step 6 says a proxy SHOULD NOT, but at the edge the caller is an end point
+  that benefits from the hint, and choosing another target (the point of that
+  rule) happens before any response goes upstream.
+- Every Record-Route entry carries a flow token naming the flow on its side, and
+  a request that comes back along the route goes out on that flow: the browser's
+  WebSocket, the trunk's TLS connection, the address a NATed UDP client sends
+  from. A leg keeps its transport and its connection for the whole dialog.
+- An initial request routed to a trunk takes the trunk's host and port in its
+  Request-URI, and the trunk's transport in its ``transport`` parameter if it
+  had one, so the next hop sees a request addressed to itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.proxy.routing import Listener, OwnRoute, Router, RouteStamp, Target, uri_target
+from gateway.sip import (
+    Flow,
+    Headers,
+    ParseError,
+    Request,
+    Response,
+    SipUri,
+    TelUri,
+    make_response,
+    parse_message,
+)
+from gateway.sip.headers import header_key
+from gateway.transaction import (
+    RequestReceived,
+    ResponseReceived,
+    TimerConfig,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
+
+__all__ = ["ProxyCore", "ProxySettings"]
+
+logger = logging.getLogger("wedge.proxy")
+calls = logging.getLogger("wedge.calls")
+
+# Requests that may create a dialog, and so get Record-Route (RFC 3261 §12.1,
+# RFC 6665 for SUBSCRIBE/NOTIFY, RFC 3515 for REFER).
+DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """What the proxy core needs to know beyond its listeners and router."""
+
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    """RFC 3261 T1/T2/T4."""
+    timer_c: float = 180.0
+    """RFC 3261 §16.8 Timer C: how long an INVITE may ring; "MUST be greater than 3 minutes"
+    is the RFC's advice, 180 s is what proxies use."""
+    server: str = "Wedge"
+    """Server header on the responses Wedge makes itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a request cannot be forwarded: the final response Wedge answers with."""
+
+    status: int
+    reason: str
+
+
+_Hop = tuple[Flow, Listener]
+
+
+@dataclass(slots=True, eq=False)
+class _Forward:
+    """One request proxied downstream: its server side and its client side."""
+
+    server: TransactionKey
+    request: Request
+    """The request as received (what Wedge's own responses are built from)."""
+    source: Flow
+    """The flow it came in on."""
+    started: float
+    outgoing: Request | None = None
+    """The request as forwarded (what a CANCEL is built from)."""
+    flow: Flow | None = None
+    """The flow it was forwarded on."""
+    client: TransactionKey | None = None
+    provisional: bool = False
+    """A provisional response came back, so a CANCEL may be sent (§9.1)."""
+    cancelled: bool = False
+    cancel_sent: bool = False
+    answered: bool = False
+    """A final response went upstream."""
+    timer_c: int = 0
+    """Token of the live Timer C heap entry (0: none)."""
+
+
+class ProxyCore:
+    """A stateful edge proxy: bytes and time in, bytes and deadlines out. Does not raise.
+
+    Args:
+        listeners: every socket Wedge listens on.
+        router: the routing policy for initial requests.
+        stamp: writes and recognises our Via, Record-Route and Route entries.
+        settings: timers and names.
+        ids: a source of unique tokens for To tags (random in production).
+    """
+
+    def __init__(
+        self,
+        listeners: list[Listener],
+        router: Router,
+        stamp: RouteStamp,
+        settings: ProxySettings | None = None,
+        ids: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings or ProxySettings()
+        self.layer = TransactionLayer(self.settings.timers)
+        self.listeners = listeners
+        self.router = router
+        self.stamp = stamp
+        counter = itertools.count(1)
+        self._ids = ids or (lambda: f"{next(counter):x}")
+        self._by_server: dict[TransactionKey, _Forward] = {}
+        self._by_client: dict[TransactionKey, _Forward] = {}
+        self._timer_c: list[tuple[float, int, _Forward]] = []
+        self._tokens = itertools.count(1)
+        self._out: list[tuple[bytes, Flow]] = []
+        self._now = 0.0
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+
+    # -- outputs --------------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Flow]]:
+        """Messages to send, in order, as ``(bytes, flow)``."""
+        out = self._out + self.layer.datagrams_to_send()
+        self._out = []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` has work, or None."""
+        while self._timer_c and self._timer_c[0][2].timer_c != self._timer_c[0][1]:
+            heapq.heappop(self._timer_c)
+        deadlines = [d for d in (self.layer.get_timer(),) if d is not None]
+        if self._timer_c:
+            deadlines.append(self._timer_c[0][0])
+        return min(deadlines, default=None)
+
+    # -- inputs ---------------------------------------------------------------
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        """One whole message from ``flow``. Produces output: call :meth:`datagrams_to_send`."""
+        self._now = now
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self._refuse(data, flow, exc)
+            return
+        if self._debug:
+            logger.debug("< %s flow=%s call-id=%s", _first_line(message), flow, message.call_id)
+        if isinstance(message, Request):
+            _mark_received(message, flow)
+        self.layer.receive(message, flow, now)
+        self._process_events()
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        """A flow is gone: transactions on it fail (a request waiting on it gets 503)."""
+        self._now = now
+        self.layer.transport_failed(flow, now)
+        self._process_events()
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        self.layer.handle_timer(now)
+        while self._timer_c and self._timer_c[0][0] <= now:
+            _, token, forward = heapq.heappop(self._timer_c)
+            if forward.timer_c == token:
+                forward.timer_c = 0
+                self._timer_c_fired(forward)
+        self._process_events()
+
+    # -- the layer's events -----------------------------------------------------
+
+    def _process_events(self) -> None:
+        for event in self.layer.events():
+            try:
+                if isinstance(event, RequestReceived):
+                    self._on_request(event)
+                elif isinstance(event, ResponseReceived):
+                    self._on_response(event)
+                elif isinstance(event, TransactionTimedOut | TransportFailed):
+                    self._on_failure(event)
+                elif isinstance(event, TransactionTerminated):
+                    self._forget(event.key)
+            except ParseError as exc:
+                # A URI that passed the parser's shape check but not the full
+                # grammar, read only now: treat as the parse error it is.
+                logger.warning("! dropped: %s", exc.reason)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request, flow, key = event.request, event.flow, event.key
+        if key is None:
+            self._forward_ack(request, flow)
+        elif request.method == "CANCEL":
+            self._on_cancel(request, key, event.cancels)
+        else:
+            self._on_new_request(request, flow, key)
+
+    # -- requests ---------------------------------------------------------------
+
+    def _on_new_request(self, request: Request, flow: Flow, key: TransactionKey) -> None:
+        forward = _Forward(key, request, flow, self._now)
+        self._by_server[key] = forward
+        listener = self.stamp.listener_of(flow)
+        if listener is None:  # cannot happen with a consistent engine; never crash on it
+            self._reply(forward, 500, "Unknown listener")
+            return
+        refusal = self._validate(request)
+        if refusal is not None:
+            extra = (
+                (("Unsupported", ", ".join(request.proxy_require)),)
+                if refusal.status == 420
+                else ()
+            )
+            self._reply(forward, refusal.status, refusal.reason, extra)
+            return
+        loop_hash = self.stamp.loop_hash(request)
+        if self.stamp.has_looped(request, loop_hash):
+            self._reply(forward, 482)
+            return
+        # The request as received stays as it is, for the responses Wedge may make.
+        outgoing = request.copy()
+        hop = self._next_hop(outgoing, flow, listener)
+        if isinstance(hop, _Refusal):
+            if request.method == "OPTIONS" and hop.status == 404 and self._for_us(outgoing):
+                self._reply(forward, 200, extra=(("Allow", ALLOW), ("Accept", "application/sdp")))
+            else:
+                self._reply(forward, hop.status, hop.reason)
+            return
+        self._forward(forward, outgoing, listener, *hop, loop_hash)
+
+    def _validate(self, request: Request) -> _Refusal | None:
+        """RFC 3261 §16.3 steps 2, 3 and 5; step 1 was the parser's, step 4 is the loop check."""
+        if not isinstance(request.ruri, SipUri | TelUri):
+            return _Refusal(416, "Unsupported URI Scheme")
+        if request.max_forwards == 0:
+            return _Refusal(483, "Too Many Hops")
+        # Wedge needs no extension of its own (§16.3 step 5).
+        if request.proxy_require:
+            return _Refusal(420, "Bad Extension")
+        return None
+
+    def _next_hop(self, request: Request, flow: Flow, listener: Listener) -> _Hop | _Refusal:
+        """Route processing (§16.4) and the choice of the next hop (§16.5)."""
+        routes = request.routes
+        # §16.4: a strict router put our address in the Request-URI and the
+        # remote target in the last Route entry; undo that.
+        ruri = request.ruri
+        if routes and isinstance(ruri, SipUri) and self.stamp.is_ours(ruri):
+            request.uri = routes[-1].uri_text
+            _remove_last(request.headers, "route")
+            routes = request.routes
+        own: list[OwnRoute] = []
+        while routes and len(own) < 2:
+            mine = self.stamp.own_route(routes[0])
+            if mine is None:
+                break
+            own.append(mine)
+            request.headers.pop_first_value("route")
+            routes = routes[1:]
+        if routes:
+            uri = routes[0].uri
+            if not isinstance(uri, SipUri):
+                return _Refusal(416, "Unsupported URI Scheme in Route")
+            return self._to(uri_target(uri))
+        back = self._flow_back(own, flow) if own else None
+        if back is not None:
+            out = self.stamp.listener_of(back)
+            return _Refusal(430, "Flow Failed") if out is None else (back, out)
+        if request.to.tag is None:
+            return self._by_policy(request, flow, listener)
+        ruri = request.ruri
+        if not isinstance(ruri, SipUri) or self.stamp.is_ours(ruri):
+            return _Refusal(404, "Not Found")
+        return self._to(uri_target(ruri))
+
+    def _flow_back(self, own: list[OwnRoute], flow: Flow) -> Flow | None:
+        """The flow our own Route entries send this request on, if they name one.
+
+        Two entries (RFC 5658): the one not on the arrival side names the way
+        out. One entry names the caller's flow: a request from elsewhere goes
+        there; a request from the caller goes by its Request-URI.
+        """
+        if len(own) == 2:
+            first, second = own
+            return (second if first.listener == self.stamp.listener_of(flow) else first).flow
+        token = own[0].flow
+        if token is None or token.remote == flow.remote:
+            return None
+        return token
+
+    def _to(self, target: tuple[str, tuple[str, int]] | None) -> _Hop | _Refusal:
+        if target is None:
+            return _Refusal(503, "Cannot Resolve Next Hop")
+        transport, address = target
+        out = self.stamp.listener_for(transport, address, None)
+        if out is None:
+            return _Refusal(503, f"No {transport.upper()} Listener")
+        return Flow(transport, out.local, address), out
+
+    def _by_policy(self, request: Request, flow: Flow, listener: Listener) -> _Hop | _Refusal:
+        target = self.router.route(request, listener, flow.remote)
+        if target is None:
+            return _Refusal(404, "No Route")
+        out = self.stamp.listener_for(target.transport, target.address, target.listener)
+        if out is None:
+            return _Refusal(503, f"No {target.transport.upper()} Listener")
+        _retarget(request, target)
+        return Flow(target.transport, out.local, target.address), out
+
+    def _for_us(self, request: Request) -> bool:
+        ruri = request.ruri
+        return isinstance(ruri, SipUri) and self.stamp.is_ours(ruri)
+
+    def _forward(
+        self,
+        forward: _Forward,
+        request: Request,
+        in_listener: Listener,
+        out_flow: Flow,
+        out_listener: Listener,
+        loop_hash: str,
+    ) -> None:
+        """RFC 3261 §16.6: stamp the copy and send it on a new client transaction."""
+        headers = request.headers
+        _decrement_max_forwards(request)
+        if request.method in DIALOG_METHODS and request.to.tag is None:
+            stamp = self.stamp.record_route
+            if in_listener != out_listener:
+                headers.prepend("Record-Route", stamp(in_listener, forward.source, double=True))
+                headers.prepend("Record-Route", stamp(out_listener, out_flow, double=True))
+            else:
+                headers.prepend("Record-Route", stamp(in_listener, forward.source, double=False))
+        _rewrite_transport(request, out_flow.transport)
+        headers.prepend("Via", self.stamp.via(out_listener, loop_hash))
+        forward.outgoing = request
+        forward.flow = out_flow
+        forward.client = self.layer.send_request(request, out_flow, self._now)
+        self._by_client[forward.client] = forward
+        if request.method == "INVITE":
+            self._arm_timer_c(forward)
+        if self._debug:
+            logger.debug("> %s flow=%s call-id=%s", _first_line(request), out_flow, request.call_id)
+
+    def _forward_ack(self, ack: Request, flow: Flow) -> None:
+        """The ACK for a 2xx: a request of its own, routed like any in-dialog one (§16.6)."""
+        listener = self.stamp.listener_of(flow)
+        if listener is None or ack.method != "ACK" or ack.max_forwards == 0:
+            return
+        hop = self._next_hop(ack, flow, listener)
+        if isinstance(hop, _Refusal):
+            logger.info("! ACK dropped call-id=%s reason=%r", ack.call_id, hop.reason)
+            return
+        out_flow, out_listener = hop
+        _decrement_max_forwards(ack)
+        ack.headers.prepend("Via", self.stamp.via(out_listener, self.stamp.loop_hash(ack)))
+        self.layer.send_stateless(ack, out_flow)
+
+    def _on_cancel(
+        self, cancel: Request, key: TransactionKey, cancels: TransactionKey | None
+    ) -> None:
+        """RFC 3261 §16.10: answer the CANCEL here, then cancel the forwarded INVITE."""
+        forward = self._by_server.get(cancels) if cancels is not None else None
+        self.layer.send_response(
+            make_response(cancel, 481 if forward is None else 200, to_tag=self._ids()), self._now
+        )
+        if forward is None or forward.answered:
+            return
+        forward.cancelled = True
+        if forward.provisional:
+            self._send_cancel(forward)
+
+    def _send_cancel(self, forward: _Forward) -> None:
+        """§9.1: a CANCEL copies the forwarded INVITE's Request-URI, top Via, Call-ID,
+        From, To, CSeq number and Route."""
+        invite, flow = forward.outgoing, forward.flow
+        if invite is None or flow is None or forward.cancel_sent:
+            return
+        forward.cancel_sent = True
+        headers = invite.headers
+        pairs = [("Via", headers.values("via")[0]), ("Max-Forwards", "70")]
+        pairs += [("Route", value) for value in headers.get_all("route")]
+        pairs += [
+            ("From", headers.get("from") or ""),
+            ("To", headers.get("to") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.number} CANCEL"),
+            ("Content-Length", "0"),
+        ]
+        cancel = Request("CANCEL", invite.uri, Headers.of(pairs))
+        self.layer.send_request(cancel, flow, self._now)
+
+    # -- responses and failures -------------------------------------------------
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        forward = self._by_client.get(event.key) if event.key is not None else None
+        if forward is None:
+            return  # the answer to a CANCEL of ours: nothing to pass on
+        response = event.response
+        response.headers.pop_first_value("via")
+        if not response.headers.get("via"):
+            return  # addressed to us, not to forward
+        status = response.status
+        if status < 200:
+            forward.provisional = True
+            if forward.cancelled:
+                self._send_cancel(forward)
+            elif forward.request.method == "INVITE":
+                self._arm_timer_c(forward)
+            if status == 100:
+                return  # hop by hop (§16.7 step 3): ours went upstream already
+        else:
+            forward.timer_c = 0
+            if not forward.answered:
+                self._log_call(forward, status)
+            forward.answered = True
+        self.layer.send_response(response, self._now)
+
+    def _on_failure(self, event: TransactionTimedOut | TransportFailed) -> None:
+        forward = self._by_client.get(event.key)
+        if forward is None or forward.answered:
+            return
+        if forward.cancelled:
+            status, reason = 487, "Request Terminated"
+        elif isinstance(event, TransactionTimedOut):
+            status, reason = 408, "Request Timeout"
+        else:
+            status, reason = 503, "Service Unavailable"
+        self._reply(forward, status, reason)
+
+    def _timer_c_fired(self, forward: _Forward) -> None:
+        """§16.8: an INVITE rang too long: cancel it if it rang, else give up with 408."""
+        if forward.answered:
+            return
+        if forward.provisional:
+            forward.cancelled = True
+            self._send_cancel(forward)
+        else:
+            if forward.client is not None:
+                self.layer.terminate(forward.client, self._now)
+            self._reply(forward, 408, "Request Timeout")
+
+    def _arm_timer_c(self, forward: _Forward) -> None:
+        token = next(self._tokens)
+        forward.timer_c = token
+        heapq.heappush(self._timer_c, (self._now + self.settings.timer_c, token, forward))
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _reply(
+        self,
+        forward: _Forward,
+        status: int,
+        reason: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Answer the request of ``forward`` with a final response of our own."""
+        if forward.answered:
+            return
+        forward.answered = True
+        forward.timer_c = 0
+        response = make_response(
+            forward.request,
+            status,
+            reason,
+            to_tag=self._ids(),
+            extra=(("Server", self.settings.server), *extra),
+        )
+        if status >= 300:
+            self._log_call(forward, status)
+        self.layer.send_response(response, self._now)
+
+    def _log_call(self, forward: _Forward, status: int) -> None:
+        request = forward.request
+        if request.method != "INVITE" or request.to.tag is not None:
+            return
+        calls.info(
+            "call call-id=%s from=%s to=%s in=%s out=%s result=%d setup_ms=%d",
+            request.call_id,
+            request.from_.uri_text,
+            request.to.uri_text,
+            forward.source,
+            forward.flow or "-",
+            status,
+            round((self._now - forward.started) * 1000),
+        )
+
+    def _forget(self, key: TransactionKey) -> None:
+        forward = self._by_server.pop(key, None) or self._by_client.pop(key, None)
+        if forward is None:
+            return
+        forward.timer_c = 0
+        self._by_server.pop(forward.server, None)
+        if forward.client is not None:
+            self._by_client.pop(forward.client, None)
+
+    def _refuse(self, data: bytes, flow: Flow, error: ParseError) -> None:
+        """A message that does not parse: a request gets 400 (or the status the
+        error names) if enough of it survives to address a response; a response is
+        dropped (RFC 3261 §18.1.2)."""
+        response = _salvaged_response(data, error)
+        logger.warning(
+            "! bad message flow=%s reason=%r action=%s",
+            flow,
+            error.reason,
+            "dropped" if response is None else f"answered {error.status}",
+        )
+        if response is not None:
+            self._out.append((response, flow))
+
+
+# -- pure helpers ---------------------------------------------------------------
+
+
+def _first_line(message: Request | Response) -> str:
+    if isinstance(message, Request):
+        return f"{message.method} {message.uri}"
+    return f"{message.status} {message.reason}"
+
+
+def _mark_received(request: Request, flow: Flow) -> None:
+    """RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
+
+    ``received`` when the top Via's host is not the source address, ``rport``
+    filled in when the client asked for it, so responses go back through NAT.
+    """
+    via = request.via
+    host, port = flow.remote
+    changed = via
+    if via.host.strip("[]") != host:
+        changed = changed.with_param("received", host)
+    if via.has_param("rport") and via.rport is None:
+        changed = changed.with_param("rport", str(port))
+    if changed is not via:
+        request.headers.replace_first_value("via", str(changed))
+
+
+def _decrement_max_forwards(request: Request) -> None:
+    """§16.6 step 3: one less, or 70 where a (RFC 2543) peer sent none."""
+    max_forwards = request.max_forwards
+    request.headers.set("Max-Forwards", str(70 if max_forwards is None else max_forwards - 1))
+
+
+def _remove_last(headers: Headers, name: str) -> None:
+    values = headers.values(name)
+    headers.remove(name)
+    for value in values[:-1]:
+        headers.append(name.title(), value)
+
+
+def _retarget(request: Request, target: Target) -> None:
+    """An initial request to a trunk takes the trunk's host and port in its Request-URI."""
+    ruri = request.ruri
+    if target.uri is None or not isinstance(ruri, SipUri):
+        return
+    request.uri = str(ruri.replace(host=target.uri.host, port=target.uri.port))
+
+
+def _rewrite_transport(request: Request, transport: str) -> None:
+    """The Request-URI's ``transport`` parameter, where it has one, names the onward leg."""
+    ruri = request.ruri
+    if isinstance(ruri, SipUri) and ruri.has_param("transport") and ruri.transport != transport:
+        request.uri = str(ruri.with_param("transport", transport))
+
+
+_SALVAGED = ("via", "from", "to", "call-id", "cseq")
+
+
+def _salvaged_response(data: bytes, error: ParseError) -> bytes | None:
+    """A response to a request that did not parse, from what of it can be read.
+
+    The Via lines, From, To, Call-ID and CSeq are copied as they are; without a
+    Via there is nowhere to send a response, and an ACK is never answered.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    lines = head.split("\r\n")
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines or lines[0][:4].upper() == "SIP/" or lines[0].startswith("ACK "):
+        return None
+    kept = [line for line in lines[1:] if header_key(line.partition(":")[0]) in _SALVAGED]
+    if not any(header_key(line.partition(":")[0]) == "via" for line in kept):
+        return None
+    reason = "".join(ch if ch.isprintable() and ch != '"' else "?" for ch in error.reason)
+    status = error.status if 400 <= error.status < 600 else 400
+    phrase = {505: "Version Not Supported", 513: "Message Too Large"}.get(status, "Bad Request")
+    out = [
+        f"SIP/2.0 {status} {phrase}",
+        *kept,
+        f'Warning: 399 wedge "{reason}"',
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(out) + "\r\n\r\n").encode("utf-8", "replace")

@@ -1,0 +1,95 @@
+"""Flow tokens: a flow written into a URI, so a later request finds its way back.
+
+Wedge puts a token in the user part of the Record-Route (and, later, Path)
+entries it adds, in the spirit of RFC 5626 §5.2: when a request comes back along
+that route, the token names the exact flow (the WebSocket, the TLS connection,
+the NAT binding) to send it on, even though the UA's Contact may be an
+unreachable ``.invalid`` host or a private address.
+
+A token is opaque to everyone else and authenticated: an HMAC-SHA256 over its
+contents with a secret only Wedge knows, so a peer can neither forge one nor
+point Wedge at an address of its choosing (RFC 5626 §5.2: "the flow token MUST
+be tamper-proof"). A damaged or forged token decodes to None.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import struct
+
+from gateway.sip.flow import TRANSPORTS, Address, Flow
+
+__all__ = ["FlowTokens"]
+
+_TRANSPORTS = sorted(TRANSPORTS)
+_MAC_SIZE = 10  # 80 bits: RFC 2104 §5 allows truncating to half the hash and at least 80 bits.
+# transport, worker, connection id, local port, remote port, then the two addresses.
+_HEAD = struct.Struct("!BBQHH")
+
+
+class FlowTokens:
+    """Encodes flows into tokens and back, with one secret.
+
+    Args:
+        secret: the HMAC key; at least 16 bytes.
+        worker: the number of the worker process that owns the connections, so a
+            token found by another worker can be handed to the right one.
+    """
+
+    def __init__(self, secret: bytes, worker: int = 0) -> None:
+        if len(secret) < 16:
+            raise ValueError("a flow-token secret needs at least 16 bytes")
+        self._secret = secret
+        self.worker = worker
+
+    def encode(self, flow: Flow) -> str:
+        """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part."""
+        local = ipaddress.ip_address(flow.local[0]).packed
+        remote = ipaddress.ip_address(flow.remote[0]).packed
+        if len(local) != len(remote):  # one of each family: write both as IPv6
+            local, remote = _as_ipv6(local), _as_ipv6(remote)
+        body = (
+            _HEAD.pack(
+                _TRANSPORTS.index(flow.transport),
+                self.worker,
+                flow.connection,
+                flow.local[1],
+                flow.remote[1],
+            )
+            + bytes([len(local)])
+            + local
+            + remote
+        )
+        return _b64(body + self._mac(body))
+
+    def decode(self, token: str) -> tuple[Flow, int] | None:
+        """The flow and worker a token names, or None if it is not one of ours."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (ValueError, TypeError):
+            return None
+        body, mac = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
+        if len(body) <= _HEAD.size or not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        transport, worker, connection, local_port, remote_port = _HEAD.unpack_from(body)
+        size = body[_HEAD.size]
+        addresses = body[_HEAD.size + 1 :]
+        if size not in (4, 16) or len(addresses) != 2 * size or transport >= len(_TRANSPORTS):
+            return None
+        local: Address = (str(ipaddress.ip_address(addresses[:size])), local_port)
+        remote: Address = (str(ipaddress.ip_address(addresses[size:])), remote_port)
+        return Flow(_TRANSPORTS[transport], local, remote, connection), worker
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, body, hashlib.sha256).digest()[:_MAC_SIZE]
+
+
+def _as_ipv6(packed: bytes) -> bytes:
+    return packed if len(packed) == 16 else b"\0" * 10 + b"\xff\xff" + packed
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

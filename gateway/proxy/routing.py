@@ -1,0 +1,228 @@
+"""Where a request goes next: listeners, targets, our own Route entries, Record-Route.
+
+The pure pieces of the proxy's routing, kept apart from the transaction
+bookkeeping in :mod:`gateway.proxy.core`:
+
+- :class:`Listener` and :class:`Target` are what the core knows of sockets and
+  of trunks; the engine builds them from the configuration.
+- :class:`Router` is the policy the core asks for initial requests.
+- :class:`RouteStamp` writes our Via and Record-Route entries and recognises
+  them when they come back as Route entries (RFC 3261 §16.4, RFC 5658).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.proxy.flowtoken import FlowTokens
+from gateway.sip import Flow, NameAddr, Request, SipUri
+from gateway.sip.flow import Address
+
+__all__ = [
+    "BRANCH_PREFIX",
+    "Listener",
+    "OwnRoute",
+    "RouteStamp",
+    "Router",
+    "Target",
+    "is_ip",
+    "uri_target",
+]
+
+BRANCH_PREFIX = "z9hG4bK-w"
+"""Our branches: RFC 3261's magic cookie, then a mark of ours, the loop hash and an id."""
+
+DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "ws": 80, "tls": 5061, "wss": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One socket Wedge listens on, as the proxy core sees it."""
+
+    name: str
+    """The name the configuration gives it."""
+    transport: str
+    """``udp``, ``tcp``, ``tls``, ``ws`` or ``wss``."""
+    local: Address
+    """The bound address; a Flow's ``local`` names its listener."""
+    advertise: Address
+    """Host (FQDN where configured) and port written into Via and Record-Route."""
+
+    @property
+    def via_transport(self) -> str:
+        return self.transport.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a request is sent: a transport and address, optionally from a given listener."""
+
+    transport: str
+    address: Address
+    listener: str | None = None
+    """The listener to send from; None lets the core pick one of that transport."""
+    uri: SipUri | None = None
+    """The trunk's URI: an initial request's Request-URI takes its host and port."""
+    name: str = ""
+    """The trunk's name, for logs."""
+
+
+class Router(Protocol):
+    """Policy: where an initial request goes (a Target), or None for no route."""
+
+    def route(self, request: Request, listener: Listener, source: Address) -> Target | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OwnRoute:
+    """One of our Record-Route entries, come back as a Route entry."""
+
+    listener: Listener
+    flow: Flow | None
+    """The flow its token names, or None for an entry without a valid token."""
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def uri_target(uri: SipUri) -> tuple[str, Address] | None:
+    """The transport and address a SIP URI names when its host is an IP address.
+
+    RFC 3263 §4.1-4.2 without DNS: ``maddr`` wins over the host, ``transport``
+    picks the protocol (TLS for sips), and the port defaults per transport.
+    A host name needs DNS and gives None here.
+    """
+    host = uri.maddr or uri.host
+    if not is_ip(host):
+        return None
+    transport = uri.transport or ("tls" if uri.is_secure else "udp")
+    if transport not in DEFAULT_PORTS:
+        return None
+    return transport, (host.strip("[]"), uri.port or DEFAULT_PORTS[transport])
+
+
+class RouteStamp:
+    """Writes and reads the marks Wedge leaves on requests: Via, Record-Route, Route.
+
+    Args:
+        listeners: every listener; their advertised addresses are "us".
+        tokens: the flow-token codec.
+        ids: where branch ids come from (random in production, fixed in tests).
+    """
+
+    def __init__(
+        self, listeners: Sequence[Listener], tokens: FlowTokens, ids: Callable[[], str]
+    ) -> None:
+        self.listeners = tuple(listeners)
+        self.tokens = tokens
+        self._ids = ids
+        self._by_local = {(lst.transport, lst.local): lst for lst in self.listeners}
+        self._ours = {
+            (host.lower().strip("[]"), port)
+            for lst in self.listeners
+            for host, port in (lst.advertise, lst.local)
+        }
+
+    # -- our sockets ---------------------------------------------------------
+
+    def listener_of(self, flow: Flow) -> Listener | None:
+        """The listener a flow came in on or goes out from."""
+        return self._by_local.get((flow.transport, flow.local))
+
+    def listener_for(self, transport: str, remote: Address, name: str | None) -> Listener | None:
+        """The listener to send to ``remote`` over ``transport`` from.
+
+        The named one when it fits, else the first of that transport and of the
+        remote address's family.
+        """
+        family = ipaddress.ip_address(remote[0]).version
+        fitting = [
+            lst
+            for lst in self.listeners
+            if lst.transport == transport and ipaddress.ip_address(lst.local[0]).version == family
+        ]
+        named = [lst for lst in fitting if lst.name == name]
+        chosen = named or fitting
+        return chosen[0] if chosen else None
+
+    def is_ours(self, uri: SipUri) -> bool:
+        """The URI names one of our listeners (advertised or bound address)."""
+        port = uri.port or DEFAULT_PORTS.get(uri.transport or "udp", 5060)
+        return (uri.host.lower().strip("[]"), port) in self._ours
+
+    # -- Via -----------------------------------------------------------------
+
+    def loop_hash(self, request: Request) -> str:
+        """RFC 3261 §16.6 step 8: a hash of what routing depends on, for loop detection.
+
+        A request that comes back with the same hash in one of our Vias has looped;
+        a spiral (changed Request-URI or route) hashes differently (§16.3 step 4).
+        """
+        parts = (
+            request.uri,
+            request.call_id,
+            request.from_.tag or "",
+            request.to.tag or "",
+            str(request.cseq.number),
+            ",".join(request.headers.get_all("proxy-require")),
+        )
+        return hashlib.blake2s("\n".join(parts).encode(), digest_size=5).hexdigest()
+
+    def has_looped(self, request: Request, loop_hash: str) -> bool:
+        mark = f"{BRANCH_PREFIX}{loop_hash}."
+        return any(
+            (via.branch or "").startswith(mark)
+            and (via.host.lower().strip("[]"), via.port or 5060) in self._ours
+            for via in request.vias
+        )
+
+    def via(self, listener: Listener, loop_hash: str) -> str:
+        host, port = listener.advertise
+        return f"SIP/2.0/{listener.via_transport} {host}:{port};branch={self.branch(loop_hash)}"
+
+    def branch(self, loop_hash: str) -> str:
+        return f"{BRANCH_PREFIX}{loop_hash}.{self._ids()}"
+
+    # -- Record-Route and Route ----------------------------------------------
+
+    def record_route(self, listener: Listener, flow: Flow, *, double: bool) -> str:
+        """Our Record-Route entry for the side of ``listener``, naming ``flow``.
+
+        RFC 5658: when the request leaves by another socket than it came in on,
+        each side gets its own entry, marked ``r2=on``, with its own transport.
+        """
+        host, port = listener.advertise
+        transport = "" if listener.transport == "udp" else f";transport={listener.transport}"
+        r2 = ";r2=on" if double else ""
+        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport}{r2};lr>"
+
+    def own_route(self, route: NameAddr) -> OwnRoute | None:
+        """The Route entry, if it is one of ours; with the flow its token names."""
+        uri = route.uri
+        if not isinstance(uri, SipUri) or not self.is_ours(uri):
+            return None
+        transport = uri.transport or ("tls" if uri.is_secure else "udp")
+        port = uri.port or DEFAULT_PORTS.get(transport, 5060)
+        listener = next(
+            (
+                lst
+                for lst in self.listeners
+                if lst.transport == transport
+                and (uri.host.lower().strip("[]"), port)
+                in {(h.lower().strip("[]"), p) for h, p in (lst.advertise, lst.local)}
+            ),
+            None,
+        )
+        if listener is None:
+            return None
+        decoded = self.tokens.decode(uri.user) if uri.user else None
+        return OwnRoute(listener, decoded[0] if decoded is not None else None)

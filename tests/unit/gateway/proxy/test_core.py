@@ -1,0 +1,297 @@
+"""gateway.proxy.core: a browser on WSS, a PBX on UDP, bytes in and bytes out."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from gateway.proxy.core import ProxyCore, ProxySettings
+from gateway.proxy.flowtoken import FlowTokens
+from gateway.proxy.routing import Listener, RouteStamp, Target
+from gateway.sip import Flow, Request, Response, SipUri, parse_message, parse_uri
+from gateway.sip.flow import Address
+from gateway.transaction import TimerConfig
+
+WSS = Listener("browsers", "wss", ("127.0.0.1", 8443), ("sbc.example.com", 443))
+UDP = Listener("pbx-side", "udp", ("192.0.2.5", 5060), ("192.0.2.5", 5060))
+BROWSER = Flow("wss", WSS.local, ("198.51.100.7", 50000), 7)
+PBX = Flow("udp", UDP.local, ("192.0.2.20", 5060))
+PHONE = Flow("udp", UDP.local, ("192.0.2.30", 5062))
+PBX_URI = parse_uri("sip:192.0.2.20:5060")
+assert isinstance(PBX_URI, SipUri)
+
+
+class ToPbx:
+    """Every initial request goes to the PBX."""
+
+    def route(self, request: Request, listener: Listener, source: Address) -> Target | None:
+        if request.uri.startswith("sip:nowhere"):
+            return None
+        return Target("udp", PBX.remote, uri=PBX_URI, name="pbx")
+
+
+@pytest.fixture
+def proxy() -> ProxyCore:
+    counter = itertools.count(1)
+    stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), ids=lambda: f"b{next(counter)}")
+    settings = ProxySettings(timers=TimerConfig(t1=0.5))
+    return ProxyCore([WSS, UDP], ToPbx(), stamp, settings, ids=lambda: "tag1")
+
+
+def browser_invite(
+    method: str = "INVITE", uri: str = "sip:600@sbc.example.com", extra: str = ""
+) -> bytes:
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        "Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK1;rport\r\n"
+        "Max-Forwards: 69\r\n"
+        "To: <sip:600@sbc.example.com>\r\n"
+        'From: "alice" <sip:alice@sbc.example.com>;tag=abc\r\n'
+        "Call-ID: c1\r\n"
+        f"CSeq: 1 {method}\r\n"
+        "Contact: <sip:x@df7jal23ls0d.invalid;transport=ws;ob>\r\n"
+        f"{extra}"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def sent(proxy: ProxyCore) -> list[tuple[Request | Response, Flow]]:
+    return [(parse_message(data), flow) for data, flow in proxy.datagrams_to_send()]
+
+
+def answer(request: Request, status: int, reason: str, to_tag: str = "pbx1") -> bytes:
+    """The PBX's response to what Wedge forwarded it: Vias, From, To+tag, RR echoed."""
+    headers = request.headers
+    lines = [f"SIP/2.0 {status} {reason}"]
+    lines += [f"Via: {v}" for v in headers.get_all("via")]
+    lines += [f"Record-Route: {v}" for v in headers.get_all("record-route")]
+    lines += [
+        f"From: {headers.get('from')}",
+        f"To: {headers.get('to')};tag={to_tag}",
+        f"Call-ID: {request.call_id}",
+        f"CSeq: {headers.get('cseq')}",
+        "Contact: <sip:600@192.0.2.20:5060>",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def forwarded_invite(proxy: ProxyCore) -> Request:
+    proxy.receive(browser_invite(), BROWSER, 0.0)
+    out = sent(proxy)
+    assert [(m.status if isinstance(m, Response) else m.method, f) for m, f in out] == [
+        (100, BROWSER),
+        ("INVITE", PBX),
+    ]
+    invite = out[1][0]
+    assert isinstance(invite, Request)
+    return invite
+
+
+def test_initial_invite_is_stamped_for_the_pbx(proxy: ProxyCore) -> None:
+    invite = forwarded_invite(proxy)
+    assert invite.uri == "sip:600@192.0.2.20:5060"
+    assert invite.max_forwards == 68
+    top, browser_via = invite.vias
+    assert str(top).startswith("SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bK-w")
+    assert browser_via.received == "198.51.100.7"
+    assert browser_via.rport == 50000
+    outer, inner = invite.record_routes
+    assert isinstance(outer.uri, SipUri) and isinstance(inner.uri, SipUri)
+    # RFC 5658: the PBX side on top, then the browser side, each with its transport.
+    assert (outer.uri.host, outer.uri.port, outer.uri.transport) == ("192.0.2.5", 5060, None)
+    assert (inner.uri.host, inner.uri.port, inner.uri.transport) == ("sbc.example.com", 443, "wss")
+    for entry in (outer, inner):
+        assert entry.uri.has_param("r2") and entry.uri.lr
+    tokens = FlowTokens(b"k" * 32)
+    assert tokens.decode(inner.uri.user or "") == (BROWSER, 0)
+    assert tokens.decode(outer.uri.user or "") == (PBX, 0)
+
+
+def test_call_flows_both_ways_on_each_legs_own_flow(proxy: ProxyCore) -> None:
+    invite = forwarded_invite(proxy)
+    for status, reason in ((100, "Trying"), (180, "Ringing"), (200, "OK")):
+        proxy.receive(answer(invite, status, reason), PBX, 0.1)
+        out = sent(proxy)
+        if status == 100:
+            assert out == []  # hop by hop
+            continue
+        ((response, flow),) = out
+        assert isinstance(response, Response) and response.status == status
+        assert flow == BROWSER
+        assert len(response.vias) == 1 and response.via.branch == "z9hG4bK1"
+        assert len(response.record_routes) == 2
+    # The browser's route set is the Record-Route reversed (RFC 3261 §12.1.2).
+    route = ", ".join(str(rr) for rr in reversed(invite.record_routes))
+    ack = (
+        "ACK sip:600@192.0.2.20:5060 SIP/2.0\r\n"
+        "Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK2\r\n"
+        f"Route: {route}\r\n"
+        "Max-Forwards: 69\r\nTo: <sip:600@sbc.example.com>;tag=pbx1\r\n"
+        'From: "alice" <sip:alice@sbc.example.com>;tag=abc\r\n'
+        "Call-ID: c1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(ack, BROWSER, 0.2)
+    ((forwarded, flow),) = sent(proxy)
+    assert isinstance(forwarded, Request) and forwarded.method == "ACK"
+    assert flow == PBX and forwarded.routes == [] and len(forwarded.vias) == 2
+    # The PBX hangs up: its route set is the Record-Route as it is.
+    pbx_route = ", ".join(str(rr) for rr in invite.record_routes)
+    bye = (
+        "BYE sip:x@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx2\r\n"
+        f"Route: {pbx_route}\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:600@sbc.example.com>;tag=pbx1\r\n"
+        'To: "alice" <sip:alice@sbc.example.com>;tag=abc\r\n'
+        "Call-ID: c1\r\nCSeq: 10 BYE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(bye, PBX, 1.0)
+    ((bye_out, flow),) = sent(proxy)
+    assert isinstance(bye_out, Request) and bye_out.method == "BYE"
+    assert flow == BROWSER  # the browser's own WebSocket, though its Contact is .invalid
+    assert str(bye_out.via).startswith("SIP/2.0/WSS sbc.example.com:443;branch=z9hG4bK-w")
+    proxy.receive(answer(bye_out, 200, "OK", to_tag="abc"), BROWSER, 1.1)
+    ((ok, flow),) = sent(proxy)
+    assert isinstance(ok, Response) and ok.status == 200 and flow == PBX
+    assert ok.via.branch == "z9hG4bKpbx2"
+
+
+def test_cancel_before_answer(proxy: ProxyCore) -> None:
+    invite = forwarded_invite(proxy)
+    proxy.receive(answer(invite, 180, "Ringing"), PBX, 0.1)
+    sent(proxy)
+    cancel = (
+        browser_invite().replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL")
+    )
+    proxy.receive(cancel, BROWSER, 0.2)
+    out = sent(proxy)
+    kinds = [(m.status if isinstance(m, Response) else m.method, f) for m, f in out]
+    assert kinds == [(200, BROWSER), ("CANCEL", PBX)]
+    cancel_out = out[1][0]
+    assert isinstance(cancel_out, Request)
+    assert cancel_out.via.branch == invite.via.branch and cancel_out.uri == invite.uri
+    proxy.receive(answer(invite, 487, "Request Terminated"), PBX, 0.3)
+    out = sent(proxy)
+    assert [(m.status if isinstance(m, Response) else m.method, f) for m, f in out] == [
+        ("ACK", PBX),
+        (487, BROWSER),
+    ]
+
+
+def test_cancel_for_nothing_gets_481(proxy: ProxyCore) -> None:
+    cancel = browser_invite("CANCEL")
+    proxy.receive(cancel, BROWSER, 0.0)
+    ((response, flow),) = sent(proxy)
+    assert isinstance(response, Response) and response.status == 481 and flow == BROWSER
+
+
+def test_silent_pbx_gets_408_after_timer_b(proxy: ProxyCore) -> None:
+    forwarded_invite(proxy)
+    deadline = proxy.get_timer()
+    assert deadline == 0.5  # Timer A: the first retransmission on UDP
+    proxy.handle_timer(64 * 0.5)
+    out = sent(proxy)
+    assert (out[-1][1], getattr(out[-1][0], "status", None)) == (BROWSER, 408)
+
+
+def test_unreachable_pbx_gets_503(proxy: ProxyCore) -> None:
+    forwarded_invite(proxy)
+    proxy.flow_failed(PBX, 0.1)
+    ((response, flow),) = sent(proxy)
+    assert isinstance(response, Response) and (response.status, flow) == (503, BROWSER)
+
+
+def test_pbx_failure_is_forwarded_and_acked(proxy: ProxyCore) -> None:
+    invite = forwarded_invite(proxy)
+    proxy.receive(answer(invite, 486, "Busy Here"), PBX, 0.1)
+    out = sent(proxy)
+    assert [(m.status if isinstance(m, Response) else m.method, f) for m, f in out] == [
+        ("ACK", PBX),
+        (486, BROWSER),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (browser_invite().replace(b"Max-Forwards: 69", b"Max-Forwards: 0"), 483),
+        (browser_invite(uri="http://example.com/x"), 416),
+        (browser_invite(extra="Proxy-Require: foo\r\n"), 420),
+        (browser_invite(uri="sip:nowhere@example.com"), 404),
+    ],
+)
+def test_requests_refused_with_the_rfc_status(proxy: ProxyCore, data: bytes, status: int) -> None:
+    proxy.receive(data, BROWSER, 0.0)
+    final = [m for m, _ in sent(proxy) if isinstance(m, Response) and m.status >= 200]
+    assert [m.status for m in final] == [status]
+    assert final[0].to.tag == "tag1"
+
+
+def test_options_to_wedge_itself_is_answered() -> None:
+    proxy = ProxyCore([WSS, UDP], ToPbx(), RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), str))
+    data = browser_invite("OPTIONS", uri="sip:192.0.2.5:5060").replace(
+        b"To: <sip:600@sbc.example.com>", b"To: <sip:192.0.2.5>;tag=x"
+    )
+    proxy.receive(data, PHONE, 0.0)
+    ((response, _),) = sent(proxy)
+    assert isinstance(response, Response) and response.status == 200
+    assert "REFER" in (response.headers.get("Allow") or "")
+
+
+def test_loop_is_detected() -> None:
+    """A request that comes back to Wedge unchanged has looped (RFC 3261 §16.3 step 4)."""
+
+    class BackToUs:
+        def route(self, request: Request, listener: Listener, source: Address) -> Target | None:
+            return Target("udp", UDP.local)
+
+    ids = itertools.count()
+    stamp = RouteStamp([UDP], FlowTokens(b"k" * 32), lambda: str(next(ids)))
+    proxy = ProxyCore([UDP], BackToUs(), stamp)
+    proxy.receive(browser_invite("MESSAGE"), PHONE, 0.0)
+    ((looped, flow),) = sent(proxy)
+    assert flow.remote == UDP.local
+    proxy.receive(bytes(looped), Flow("udp", UDP.local, UDP.local), 0.1)
+    statuses = [m.status for m, _ in sent(proxy) if isinstance(m, Response)]
+    assert statuses == [482]
+
+
+def test_single_record_route_on_one_socket(proxy: ProxyCore) -> None:
+    proxy.receive(browser_invite(), PHONE, 0.0)
+    invite = next(m for m, _ in sent(proxy) if isinstance(m, Request))
+    (entry,) = invite.record_routes
+    assert str(entry).endswith("@192.0.2.5:5060;lr>")
+    # The PBX's in-dialog request finds the phone through the token.
+    bye = (
+        "BYE sip:x@10.0.0.9:5062 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx3\r\n"
+        f"Route: {entry}\r\nMax-Forwards: 70\r\n"
+        "From: <sip:600@sbc.example.com>;tag=pbx1\r\nTo: <sip:alice@x>;tag=abc\r\n"
+        "Call-ID: c1\r\nCSeq: 11 BYE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(bye, PBX, 1.0)
+    ((_, flow),) = sent(proxy)
+    assert flow == PHONE  # where the phone sends from, not its private Contact
+
+
+def test_bad_request_gets_400_with_the_reason(proxy: ProxyCore) -> None:
+    proxy.receive(browser_invite().replace(b"Call-ID: c1\r\n", b""), BROWSER, 0.0)
+    ((data, flow),) = proxy.datagrams_to_send()
+    assert flow == BROWSER
+    assert data.startswith(b"SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/WSS df7jal23ls0d.invalid")
+    assert b'Warning: 399 wedge "missing Call-ID"' in data
+    assert (
+        parse_message(
+            data.replace(b"Warning", b"X-W").replace(
+                b"Content-Length", b"Call-ID: x\r\nContent-Length"
+            )
+        )
+        is not None
+    )
+
+
+def test_bad_response_and_garbage_are_dropped(proxy: ProxyCore) -> None:
+    proxy.receive(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", PBX, 0.0)
+    proxy.receive(b"\x00\x01garbage", PBX, 0.0)
+    assert proxy.datagrams_to_send() == []
