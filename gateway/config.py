@@ -1,0 +1,1511 @@
+"""Wedge's configuration: a policy file in, frozen values or errors out.
+
+A policy file (``policies/*.toml``, documented key by key in
+``policies/example.toml``) has four parts::
+
+    [wedge]        global settings: advertised FQDN, logging, RFC 3261 timers
+    [[listener]]   sockets Wedge listens on (udp, tcp, tls, ws, wss)
+    [[trunk]]      SIP peers Wedge sends to (a PBX, a carrier, a Teams-style trunk)
+    [[route]]      which trunk an initial request goes to; first match wins
+
+:func:`parse_config` is pure: text in, a :class:`Config` or a :class:`ConfigError`
+out, so a bad policy is a unit test. :func:`load_config` is the thin wrapper that
+reads the file and checks that certificate files exist, the only I/O here.
+Decisions over the values (:func:`choose_route`) are pure functions too; code
+is handed a :class:`Config`, it never reads one globally (STYLE.md §3.4).
+
+Errors::
+
+    ConfigError        one problem: source file, line, dotted key, message
+    └── ConfigErrors   several problems found in one pass, sorted by line
+
+Both have an ``errors`` tuple (a lone :class:`ConfigError` is its own one-element
+tuple), so ``for err in exc.errors: print(err)`` prints one line per problem::
+
+    policies/x.toml:12: listener "browsers".bind: expected host:port, got '0.0.0.0'
+
+Keys name array entries by their ``name`` when it is valid (``listener
+"browsers"``), else by 1-based position (``listener[2]``), the way an operator
+counts them in the file. Line numbers come from :class:`_Locator`, a scan of
+the text that tomllib has already accepted (tomllib reports no value positions).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import ipaddress
+import json
+import math
+import re
+import tomllib
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.sip.errors import ParseError
+from gateway.sip.uri import SipUri, parse_uri
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MEDIA_PROFILES",
+    "MAX_CONFIG_CHARS",
+    "MAX_DURATION",
+    "Config",
+    "ConfigError",
+    "ConfigErrors",
+    "Listener",
+    "LogFormat",
+    "LogLevel",
+    "MediaProfile",
+    "Route",
+    "Transport",
+    "Trunk",
+    "WedgeSettings",
+    "choose_route",
+    "load_config",
+    "parse_config",
+]
+
+# A policy file is a few kilobytes. Anything past a megabyte is the wrong file (a
+# log, a capture, /dev/zero), and refusing it early keeps the one read bounded.
+MAX_CONFIG_CHARS = 1_000_000
+
+# The longest duration any key accepts, in seconds: a day. Longer values are unit
+# mistakes (milliseconds written as seconds), and 64*T1 must stay finite.
+MAX_DURATION = 86_400.0
+
+# How long a stream or WebSocket connection may stay silent before Wedge closes
+# it, when the listener does not say. Five minutes outlasts CRLF and WebSocket
+# keep-alives (RFC 5626 §4.4.1 suggests 95-120 s for stream flows).
+DEFAULT_IDLE_TIMEOUT = 300.0
+
+
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
+class Transport(enum.StrEnum):
+    """A SIP transport; the values are the lower-case names used in Via and URIs."""
+
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+    WS = "ws"
+    WSS = "wss"
+
+    @property
+    def secure(self) -> bool:
+        """True for the transports that need a certificate (tls, wss)."""
+        return self is Transport.TLS or self is Transport.WSS
+
+    @property
+    def websocket(self) -> bool:
+        """True for ws and wss (RFC 7118)."""
+        return self is Transport.WS or self is Transport.WSS
+
+
+class MediaProfile(enum.StrEnum):
+    """How a leg's SDP looks (ARCHITECTURE.md §5)."""
+
+    AVP = "avp"
+    """``RTP/AVP``: plain RTP, no ICE, no crypto (a PBX over UDP or TCP)."""
+    SAVP_SDES = "savp-sdes"
+    """``RTP/SAVP`` with SDES ``a=crypto`` keys (a TLS trunk)."""
+    WEBRTC = "webrtc"
+    """``UDP/TLS/RTP/SAVPF`` with ICE, DTLS-SRTP and rtcp-mux (a browser)."""
+
+
+DEFAULT_MEDIA_PROFILES: dict[Transport, MediaProfile] = {
+    Transport.UDP: MediaProfile.AVP,
+    Transport.TCP: MediaProfile.AVP,
+    Transport.TLS: MediaProfile.SAVP_SDES,
+    Transport.WS: MediaProfile.WEBRTC,
+    Transport.WSS: MediaProfile.WEBRTC,
+}
+"""The media profile a trunk gets when its policy names none, by its transport."""
+
+
+class LogLevel(enum.StrEnum):
+    """The least severe log record Wedge emits; the names of :mod:`logging` levels."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(enum.StrEnum):
+    """How log records are written."""
+
+    TEXT = "text"
+    """One human-readable line per record."""
+    JSON = "json"
+    """One JSON object per line, for a log collector."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WedgeSettings:
+    """The ``[wedge]`` table: settings for the whole process."""
+
+    fqdn: str | None = None
+    """The host name advertised by tls and wss listeners that have no
+    ``advertise`` of their own (what their certificate names). None: not set."""
+
+    log_level: LogLevel = LogLevel.INFO
+    """The least severe record that gets logged."""
+
+    log_format: LogFormat = LogFormat.TEXT
+    """Human-readable lines or JSON lines."""
+
+    t1: float = 0.5
+    """RFC 3261 T1, seconds: the RTT estimate; first retransmission interval, and
+    64*T1 is the transaction timeout (§17.1.1.1)."""
+
+    t2: float = 4.0
+    """RFC 3261 T2, seconds: the longest retransmission interval for non-INVITE
+    requests and INVITE responses. At least T1."""
+
+    t4: float = 5.0
+    """RFC 3261 T4, seconds: the longest a message lives in the network."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listener:
+    """One ``[[listener]]``: a socket Wedge accepts SIP on."""
+
+    name: str
+    """Unique among listeners; trunks and routes refer to it."""
+
+    transport: Transport
+    """The SIP transport the socket speaks."""
+
+    bind_host: str
+    """The IP address to bind, as :mod:`socket` wants it: IPv6 without brackets;
+    ``0.0.0.0`` or ``::`` for every interface."""
+
+    bind_port: int
+    """The port to bind, 1..65535."""
+
+    advertise_host: str
+    """The host put in Via, Record-Route and Path for this socket, ready for a SIP
+    header: a name, an IPv4 address or a bracketed IPv6 address. Taken from
+    ``advertise``, else ``[wedge] fqdn`` for tls/wss, else the bind address (a
+    wildcard bind must say what to advertise)."""
+
+    advertise_port: int
+    """The port put in those headers; the bind port unless ``advertise`` names one
+    (a port-forwarding load balancer in front)."""
+
+    cert: Path | None = None
+    """tls/wss: the certificate chain file (PEM), relative paths resolved against
+    the policy file's directory. None for other transports."""
+
+    key: Path | None = None
+    """tls/wss: the private key file (PEM), resolved like ``cert``."""
+
+    origins: tuple[str, ...] = ()
+    """ws/wss: the allowed ``Origin`` header values, lower case
+    (``https://phone.example.com``). Empty: any origin, or none, is accepted."""
+
+    idle_timeout: float | None = None
+    """tcp/tls/ws/wss: seconds a connection may stay silent before it is closed.
+    None for udp, which has no connections."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trunk:
+    """One ``[[trunk]]``: a SIP peer that routes send requests to."""
+
+    name: str
+    """Unique among trunks; routes refer to it."""
+
+    uri: str
+    """Where requests go, a ``sip:`` or ``sips:`` URI as written in the policy
+    (validated here, parsed again by the layer that resolves it, RFC 3263)."""
+
+    transport: Transport
+    """The transport towards the trunk: ``transport`` in the policy, else the URI's
+    ``;transport=``, else udp (tls for ``sips:``)."""
+
+    media_profile: MediaProfile
+    """The SDP profile of this leg: ``media_profile`` in the policy, else
+    :data:`DEFAULT_MEDIA_PROFILES` for the transport."""
+
+    listener: str | None = None
+    """The name of the listener whose socket sends to the trunk (same transport),
+    or None to let the transport layer choose."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """One ``[[route]]``. Every condition that is set must hold; none set matches
+    every request. Routes are tried in file order (:func:`choose_route`)."""
+
+    name: str
+    """Unique among routes; shows up in logs."""
+
+    from_listener: str | None = None
+    """Match requests that arrived on this listener."""
+
+    from_trunk: str | None = None
+    """Match requests that came from this trunk's address."""
+
+    user_prefix: str | None = None
+    """Match a Request-URI whose user part starts with this, compared as written
+    (escapes kept, case-sensitive like a user part, RFC 3261 §19.1.4)."""
+
+    domain: str | None = None
+    """Match a Request-URI whose host is this one, in the comparison form of
+    :func:`_host_key`: lower case, no trailing dot, IPv6 bracketed and compressed."""
+
+    to_trunk: str
+    """The trunk a matching request goes to."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """A whole policy file, validated."""
+
+    wedge: WedgeSettings
+    """The ``[wedge]`` settings (all defaults when the table is absent)."""
+
+    listeners: tuple[Listener, ...]
+    """At least one, in file order."""
+
+    trunks: tuple[Trunk, ...]
+    """In file order; may be empty."""
+
+    routes: tuple[Route, ...]
+    """In file order, which is the order they are tried in; may be empty."""
+
+    source: str
+    """The file the policy came from, as error messages name it."""
+
+    def listener(self, name: str) -> Listener:
+        """The listener called ``name``; KeyError if there is none."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener
+        raise KeyError(name)
+
+    def trunk(self, name: str) -> Trunk:
+        """The trunk called ``name``; KeyError if there is none."""
+        for trunk in self.trunks:
+            if trunk.name == name:
+                return trunk
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """A policy file is wrong, and where.
+
+    ``str()`` is ``source:line: key: message``; the line is left out when it is
+    not known, the key when the problem is the file as a whole, and a TOML syntax
+    error adds the column (``source:line:column: message``).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        line: int | None,
+        key: str,
+        message: str,
+        column: int | None = None,
+    ) -> None:
+        self.source = source
+        """The file, as given to :func:`load_config` or :func:`parse_config`."""
+        self.line = line
+        """1-based line of the key (or of its table's header when the key is
+        missing), None when it cannot be known."""
+        self.column = column
+        """1-based column; only TOML syntax errors have one."""
+        self.key = key
+        """Dotted key such as ``listener "browsers".bind``; ``""`` for the file."""
+        self.message = message
+        """What is wrong, e.g. ``expected host:port, got '0.0.0.0'``."""
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+    def __str__(self) -> str:
+        return self._format()
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Every problem found: just this one."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Several problems found in one pass. The attributes are the first error's;
+    :attr:`errors` holds them all, sorted by line; ``str()`` is one per line."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        if not errors:
+            raise ValueError("ConfigErrors needs at least one error")
+        self._errors = tuple(errors)
+        first = self._errors[0]
+        super().__init__(first.source, first.line, first.key, first.message, first.column)
+
+    def _format(self) -> str:
+        return "\n".join(str(error) for error in self._errors)
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
+
+
+# ---------------------------------------------------------------------------
+# Line locator
+# ---------------------------------------------------------------------------
+
+# A key path inside the parsed document: table keys, and 0-based indices into
+# arrays of tables. ("listener", 1, "bind") is `bind` in the second [[listener]].
+_KeyPath = tuple[str | int, ...]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _Locator:
+    """Where each key of a valid TOML document is written.
+
+    One pass over the text: table headers (``[a.b]``, ``[[a]]``) set the current
+    table, counting array-of-tables entries per parent so ``[[listener]]`` number
+    two is ``("listener", 1)``; every ``key =`` line records ``table + key``.
+    Values are skipped (strings of all four kinds, arrays over several lines,
+    inline tables) so nothing inside them is taken for a key; the items of an
+    array value get their own lines (``key + (i,)``). Keys inside inline tables
+    get none: :meth:`line` then answers with the closest enclosing path that has one.
+
+    Only ever run on text :func:`tomllib.loads` accepted, so it need not diagnose.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._newlines = [m.start() for m in re.finditer("\n", text)]
+        self._lines: dict[_KeyPath, int] = {}
+        self._scan()
+
+    def line(self, path: _KeyPath) -> int | None:
+        """The line of ``path``, else of its nearest ancestor that has one."""
+        while path:
+            line = self._lines.get(path)
+            if line is not None:
+                return line
+            path = path[:-1]
+        return None
+
+    def _line_at(self, pos: int) -> int:
+        return bisect_left(self._newlines, pos) + 1
+
+    def _scan(self) -> None:
+        text = self._text
+        end = len(text)
+        pos = 0
+        table: _KeyPath = ()
+        counts: dict[_KeyPath, int] = {}
+        while pos < end:
+            char = text[pos]
+            if char in " \t\r\n":
+                pos += 1
+            elif char == "#":
+                pos = self._end_of_line(pos)
+            elif char == "[":
+                line = self._line_at(pos)
+                array = text.startswith("[[", pos)
+                keys, pos = self._key(pos + (2 if array else 1))
+                pos += 2 if array else 1  # the closing ] or ]]
+                table = self._resolve(keys, array, counts)
+                for depth in range(1, len(table) + 1):  # [[a]] also places a
+                    self._lines.setdefault(table[:depth], line)
+            else:
+                line = self._line_at(pos)
+                keys, pos = self._key(pos)
+                pos += 1  # the =
+                for depth in range(1, len(keys) + 1):
+                    self._lines.setdefault(table + tuple(keys[:depth]), line)
+                pos = self._skip_value(pos, table + tuple(keys))
+
+    @staticmethod
+    def _resolve(keys: list[str], array: bool, counts: dict[_KeyPath, int]) -> _KeyPath:
+        """The path a header names; ``[[a]]`` entries get their index."""
+        path: _KeyPath = ()
+        for i, key in enumerate(keys):
+            path += (key,)
+            if i == len(keys) - 1 and array:
+                counts[path] = counts.get(path, 0) + 1
+                path += (counts[path] - 1,)
+            elif path in counts:  # [a.b] after [[a]] is inside a's last entry
+                path += (counts[path] - 1,)
+        return path
+
+    def _key(self, pos: int) -> tuple[list[str], int]:
+        """A dotted key starting at or after ``pos``; returns the parts and the
+        position of the character after it (``=``, ``]``) with blanks skipped."""
+        text = self._text
+        keys: list[str] = []
+        while True:
+            pos = self._skip_blanks(pos)
+            if text[pos] in "\"'":
+                after = self._skip_string(pos)
+                # tomllib accepted this key, so it can decode it for us exactly.
+                keys.append(str(tomllib.loads("k = " + text[pos:after])["k"]))
+                pos = after
+            else:
+                match = _BARE_KEY.match(text, pos)
+                assert match is not None  # tomllib accepted the document
+                keys.append(match.group())
+                pos = match.end()
+            pos = self._skip_blanks(pos)
+            if text[pos] != ".":
+                return keys, pos
+            pos += 1
+
+    def _skip_blanks(self, pos: int) -> int:
+        text = self._text
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        return pos
+
+    def _end_of_line(self, pos: int) -> int:
+        newline = self._text.find("\n", pos)
+        return len(self._text) if newline < 0 else newline + 1
+
+    def _skip_value(self, pos: int, path: _KeyPath) -> int:
+        """Past the value of ``path`` starting at ``pos`` and the rest of its last
+        line. The items of an array value get their own lines (``path + (i,)``)."""
+        text = self._text
+        depth = 0  # open [ and { brackets
+        array = False  # the value is an array
+        items = -1  # index of its last item seen
+        expect_item = False  # at depth 1 in that array, after [ or ,
+        while pos < len(text):
+            char = text[pos]
+            if expect_item and char not in " \t\r\n#]":
+                items += 1
+                self._lines.setdefault((*path, items), self._line_at(pos))
+                expect_item = False
+            if char == '"' or char == "'":
+                pos = self._skip_string(pos)
+                continue
+            if char == "#":
+                pos = self._end_of_line(pos)
+                if depth == 0:
+                    return pos
+                continue
+            if char == "[" or char == "{":
+                if depth == 0 and char == "[":
+                    array = expect_item = True
+                depth += 1
+            elif char == "]" or char == "}":
+                depth -= 1
+            elif char == "," and depth == 1 and array:
+                expect_item = True
+            elif char == "\n" and depth == 0:
+                return pos + 1
+            pos += 1
+        return pos
+
+    def _skip_string(self, pos: int) -> int:
+        """Past the string (basic, literal, or either multi-line kind) at ``pos``."""
+        text = self._text
+        quote = text[pos]
+        if text.startswith(quote * 3, pos):
+            pos += 3
+            while True:
+                if quote == '"' and text[pos] == "\\":
+                    pos += 2
+                elif text.startswith(quote * 3, pos):
+                    # Up to two quotes may end the content: """a""""" is 'a""'.
+                    run = 3
+                    while run < 5 and pos + run < len(text) and text[pos + run] == quote:
+                        run += 1
+                    return pos + run
+                else:
+                    pos += 1
+        pos += 1
+        while text[pos] != quote:
+            pos += 2 if quote == '"' and text[pos] == "\\" else 1
+        return pos + 1
+
+
+# ---------------------------------------------------------------------------
+# Error collection and typed reads
+# ---------------------------------------------------------------------------
+
+_SECTIONS = ("listener", "trunk", "route")
+_TOP_KEYS = ("wedge", *_SECTIONS)
+_WEDGE_KEYS = ("fqdn", "log_level", "log_format", "t1", "t2", "t4")
+_LISTENER_KEYS = (
+    "name",
+    "transport",
+    "bind",
+    "advertise",
+    "cert",
+    "key",
+    "origins",
+    "idle_timeout",
+)
+_TRUNK_KEYS = ("name", "uri", "transport", "media_profile", "listener")
+_ROUTE_KEYS = ("name", "from_listener", "from_trunk", "user_prefix", "domain", "to_trunk")
+
+# Names are for logs, metrics and references: letters, digits and . _ - only.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _quote(text: str) -> str:
+    """A name or key in double quotes, escaped so it is one printable ASCII line."""
+    return json.dumps(text)
+
+
+def _show(value: object) -> str:
+    """A TOML value as an error message shows it: strings in quotes, cut short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**30 else "a very large integer"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date/time"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean "x"?`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {_quote(close[0])}?" if close else ""
+
+
+class _Invalid(Exception):
+    """A value is wrong; the message says how. Caught and reported by the caller."""
+
+
+class _Report:
+    """Collects errors for one document, naming keys and finding their lines."""
+
+    def __init__(
+        self,
+        source: str,
+        locator: _Locator | None,
+        data: dict[str, object],
+        from_flags: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
+        self.source = source
+        self.locator = locator
+        # Entries the command line wrote: they have no line in the file.
+        self.from_flags = from_flags
+        self.errors: list[ConfigError] = []
+        # Entries are named by their name when it is a valid one.
+        self.names: dict[tuple[str, int], str] = {}
+        for section in _SECTIONS:
+            entries = data.get(section)
+            if not isinstance(entries, list):
+                continue
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    name = entry.get("name")
+                    if isinstance(name, str) and _NAME_RE.fullmatch(name):
+                        self.names[(section, i)] = name
+
+    def key(self, path: _KeyPath) -> str:
+        """``listener "browsers".origins[2]`` for ``("listener", 0, "origins", 1)``."""
+        parts: list[str] = []
+        for i, part in enumerate(path):
+            if isinstance(part, int):
+                name = self.names.get((str(path[0]), part)) if i == 1 else None
+                parts[-1] += f" {_quote(name)}" if name is not None else f"[{part + 1}]"
+            else:
+                parts.append(part if _BARE_KEY.fullmatch(part) else _quote(part))
+        return ".".join(parts)
+
+    def line(self, path: _KeyPath) -> int | None:
+        if self.locator is None or tuple(path[:2]) in self.from_flags:
+            return None
+        return self.locator.line(path)
+
+    def error(self, path: _KeyPath, message: str) -> None:
+        self.errors.append(ConfigError(self.source, self.line(path), self.key(path), message))
+
+    def raise_if_any(self) -> None:
+        if not self.errors:
+            return
+        # Stable: errors on one line keep the order they were found in.
+        errors = sorted(self.errors, key=lambda e: math.inf if e.line is None else e.line)
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+class _Table:
+    """Typed reads from one table. Every problem becomes an error and the read
+    returns None (absent or wrong); :meth:`finish` reports keys the schema lacks."""
+
+    def __init__(
+        self, report: _Report, path: _KeyPath, data: dict[str, object], known: Sequence[str]
+    ) -> None:
+        self.report = report
+        self.path = path
+        self.data = data
+        self.known = known
+
+    def error(self, key: str, message: str) -> None:
+        self.report.error((*self.path, key), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, required: bool) -> object | None:
+        if key in self.data:
+            return self.data[key]
+        if required:
+            self.error(key, "missing required key")
+        return None
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        value = self.raw(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.error(key, f"expected a string, got {_show(value)}")
+            return None
+        if not value:
+            self.error(key, "empty; leave the key out instead" if not required else "empty")
+            return None
+        return value
+
+    def name(self, key: str = "name", *, required: bool = True) -> str | None:
+        value = self.string(key, required=required)
+        if value is not None and _NAME_RE.fullmatch(value) is None:
+            self.error(
+                key,
+                "expected a name of letters, digits, '.', '_' and '-' (at most 64, "
+                f"starting with a letter or digit), got {_show(value)}",
+            )
+            return None
+        return value
+
+    def choice(self, key: str, kind: type[_E], *, required: bool = False) -> _E | None:
+        value = self.string(key, required=required)
+        if value is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            choices = [member.value for member in kind]
+            self.error(
+                key,
+                f"expected one of {', '.join(choices)}, got {_show(value)}"
+                + _suggest(value, choices),
+            )
+            return None
+
+    def seconds(self, key: str) -> float | None:
+        value = self.raw(key, False)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(key, f"expected a number of seconds, got {_show(value)}")
+            return None
+        if not 0 < value <= MAX_DURATION:  # also false for nan
+            self.error(key, f"expected seconds in (0, {MAX_DURATION:g}], got {_show(value)}")
+            return None
+        return float(value)
+
+    def strings(self, key: str, convert: Callable[[str], str]) -> list[str]:
+        """An array of strings, each passed through ``convert`` (which raises
+        :class:`_Invalid`); bad items are reported, in order, and left out."""
+        value = self.raw(key, False)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(key, f"expected an array of strings, got {_show(value)}")
+            return []
+        items: list[str] = []
+        for i, item in enumerate(value):
+            try:
+                if not isinstance(item, str):
+                    raise _Invalid(f"expected a string, got {_show(item)}")
+                if not item:
+                    raise _Invalid("empty")
+                items.append(convert(item))
+            except _Invalid as exc:
+                self.report.error((*self.path, key, i), str(exc))
+        return items
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.known:
+                suggestion = _suggest(key, self.known)
+                self.error(
+                    key,
+                    "unknown key" + (suggestion or f"; expected one of {', '.join(self.known)}"),
+                )
+
+
+# ---------------------------------------------------------------------------
+# Hosts and ports
+# ---------------------------------------------------------------------------
+
+# RFC 3261 §25.1: hostname = *( domainlabel "." ) toplabel [ "." ]; a top label
+# starts with a letter, so "10.0.0.300" is neither a name nor an address.
+_HOSTNAME_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
+_PORT_RE = re.compile(r"[0-9]{1,5}")
+
+
+def _is_hostname(text: str) -> bool:
+    return len(text) <= 254 and _HOSTNAME_RE.fullmatch(text) is not None
+
+
+def _ipv4(text: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def _ipv6(text: str) -> ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+
+
+def _port(text: str) -> int:
+    if _PORT_RE.fullmatch(text) is None or not 1 <= int(text) <= 65535:
+        raise _Invalid(f"expected a port 1..65535, got {_show(text)}")
+    return int(text)
+
+
+def _split_host_port(text: str) -> tuple[str, bool, str | None]:
+    """``host[:port]`` into (host without brackets, is IPv6, port text or None)."""
+    if text.startswith("["):
+        close = text.find("]")
+        rest = text[close + 1 :]
+        if close < 0 or (rest and not rest.startswith(":")):
+            raise _Invalid(f"expected [IPv6 address] or [IPv6 address]:port, got {_show(text)}")
+        if _ipv6(text[1:close]) is None:
+            raise _Invalid(f"not an IPv6 address: {_show(text[1:close])}")
+        return text[1:close], True, rest[1:] if rest else None
+    if text.count(":") > 1:
+        raise _Invalid(f"an IPv6 address needs brackets, as in [::1]:5060; got {_show(text)}")
+    host, colon, port = text.partition(":")
+    return host, False, port if colon else None
+
+
+def _parse_bind(text: str) -> tuple[str, int]:
+    host, is_v6, port = _split_host_port(text)
+    if port is None:
+        raise _Invalid(f"expected host:port, got {_show(text)}")
+    if not is_v6 and _ipv4(host) is None:
+        raise _Invalid(
+            "expected an IP address to bind (0.0.0.0 or [::] for every interface), "
+            f"got {_show(host)}"
+        )
+    return host, _port(port)
+
+
+def _parse_advertise(text: str) -> tuple[str, int | None]:
+    """``host[:port]`` with the host in SIP header form (IPv6 bracketed)."""
+    host, is_v6, port = _split_host_port(text)
+    if is_v6:
+        host = f"[{host}]"
+    elif _ipv4(host) is None and not _is_hostname(host):
+        raise _Invalid(f"expected a host name or IP address, got {_show(host)}")
+    return host, None if port is None else _port(port)
+
+
+def _host_key(host: str) -> str:
+    """A host in the form routes compare: IPv6 bracketed and compressed, IPv4
+    canonical, names lower case without a trailing dot (RFC 3261 §19.1.4)."""
+    if host.startswith("[") and host.endswith("]"):
+        v6 = _ipv6(host[1:-1])
+        if v6 is not None:
+            return f"[{v6.compressed}]"
+    elif ":" in host:
+        v6 = _ipv6(host)
+        if v6 is not None:
+            return f"[{v6.compressed}]"
+    v4 = _ipv4(host)
+    if v4 is not None:
+        return str(v4)
+    return host.lower().removesuffix(".")
+
+
+def _is_host(text: str) -> bool:
+    """A host name, an IPv4 address, or an IPv6 address with or without brackets."""
+    if text.startswith("[") and text.endswith("]"):
+        return _ipv6(text[1:-1]) is not None
+    return _is_hostname(text) or _ipv4(text) is not None or _ipv6(text) is not None
+
+
+# RFC 6454 §6.1: an origin is scheme "://" host [ ":" port ], nothing after it.
+_ORIGIN_RE = re.compile(
+    r"(https?)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]?#@\s]+)(?::([0-9]{1,5}))?", re.IGNORECASE
+)
+
+
+def _origin(text: str) -> str:
+    match = _ORIGIN_RE.fullmatch(text)
+    if match is None or not _is_host(match.group(2)):
+        raise _Invalid(
+            f"expected an origin such as https://phone.example.com (no path), got {_show(text)}"
+        )
+    if match.group(3) is not None:
+        _port(match.group(3))
+    return text.lower()
+
+
+# A user-part prefix: RFC 3261 §25.1 user characters (unreserved, escaped,
+# user-unreserved), plus '#' as gateway.sip.uri accepts it.
+_USER_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/#]|%[0-9A-Fa-f]{2})+")
+
+
+# ---------------------------------------------------------------------------
+# The sections
+# ---------------------------------------------------------------------------
+
+
+def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
+    """The settings, and whether ``fqdn`` was written at all (even if wrong)."""
+    if data is None:
+        return WedgeSettings(), False
+    if not isinstance(data, dict):
+        report.error(("wedge",), f"expected a table ([wedge]), got {_show(data)}")
+        return None, False
+    table = _Table(report, ("wedge",), data, _WEDGE_KEYS)
+    errors = len(report.errors)
+    fqdn = table.string("fqdn")
+    if fqdn is not None and not _is_hostname(fqdn):
+        table.error("fqdn", f"expected a host name, got {_show(fqdn)}")
+    log_level = table.choice("log_level", LogLevel)
+    log_format = table.choice("log_format", LogFormat)
+    defaults = WedgeSettings()
+    t1 = table.seconds("t1")
+    t2 = table.seconds("t2")
+    t4 = table.seconds("t4")
+    if t1 is not None and t2 is not None and t1 > t2:
+        key = "t2" if table.has("t2") else "t1"
+        table.error(key, f"t1 ({t1:g}) must not exceed t2 ({t2:g}) (RFC 3261 §17.1.2.2)")
+    elif table.has("t1") and not table.has("t2") and t1 is not None and t1 > defaults.t2:
+        table.error("t1", f"t1 ({t1:g}) must not exceed t2 (default {defaults.t2:g}); set t2")
+    elif table.has("t2") and not table.has("t1") and t2 is not None and t2 < defaults.t1:
+        table.error("t2", f"t2 ({t2:g}) must be at least t1 (default {defaults.t1:g}); set t1")
+    table.finish()
+    if len(report.errors) > errors:
+        return None, fqdn is not None or table.has("fqdn")
+    return (
+        WedgeSettings(
+            fqdn=fqdn,
+            log_level=log_level or defaults.log_level,
+            log_format=log_format or defaults.log_format,
+            t1=defaults.t1 if t1 is None else t1,
+            t2=defaults.t2 if t2 is None else t2,
+            t4=defaults.t4 if t4 is None else t4,
+        ),
+        fqdn is not None,
+    )
+
+
+def _entries(
+    report: _Report, data: dict[str, object], section: str
+) -> list[tuple[_KeyPath, dict[str, object]]]:
+    """The tables of ``[[section]]`` with their paths; anything else is reported."""
+    value = data.get(section)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        report.error((section,), f"expected an array of tables ([[{section}]]), got {_show(value)}")
+        return []
+    entries: list[tuple[_KeyPath, dict[str, object]]] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, dict):
+            entries.append(((section, i), entry))
+        else:
+            report.error((section, i), f"expected a table, got {_show(entry)}")
+    return entries
+
+
+def _listener(
+    report: _Report,
+    path: _KeyPath,
+    data: dict[str, object],
+    base_dir: Path,
+    fqdn: str | None,
+    fqdn_written: bool,
+) -> Listener | None:
+    table = _Table(report, path, data, _LISTENER_KEYS)
+    errors = len(report.errors)
+    name = table.name()
+    transport = table.choice("transport", Transport, required=True)
+    bind_text = table.string("bind", required=True)
+    bind: tuple[str, int] | None = None
+    if bind_text is not None:
+        try:
+            bind = _parse_bind(bind_text)
+        except _Invalid as exc:
+            table.error("bind", str(exc))
+    advertise_text = table.string("advertise")
+    advertise: tuple[str, int | None] | None = None
+    if advertise_text is not None:
+        try:
+            advertise = _parse_advertise(advertise_text)
+        except _Invalid as exc:
+            table.error("advertise", str(exc))
+    cert = table.string("cert")
+    key = table.string("key")
+    origins = table.strings("origins", _origin)
+    idle_timeout = table.seconds("idle_timeout")
+    table.finish()
+
+    if transport is not None:
+        if transport.secure:
+            for file_key, value in (("cert", cert), ("key", key)):
+                if value is None and not table.has(file_key):
+                    what = "certificate" if file_key == "cert" else "private key"
+                    table.error(
+                        file_key,
+                        f"missing required key: a {transport} listener needs a {what} file",
+                    )
+        else:
+            for file_key in ("cert", "key"):
+                if table.has(file_key):
+                    table.error(file_key, f"only tls and wss listeners take one, not {transport}")
+        if table.has("origins") and not transport.websocket:
+            table.error("origins", f"only ws and wss listeners check origins, not {transport}")
+        if table.has("idle_timeout") and transport is Transport.UDP:
+            table.error("idle_timeout", "udp has no connections to time out")
+        if bind is not None and advertise is None and not table.has("advertise"):
+            wildcard = ipaddress.ip_address(bind[0]).is_unspecified
+            uses_fqdn = transport.secure and (fqdn is not None or fqdn_written)
+            if wildcard and not uses_fqdn:
+                table.error(
+                    "advertise",
+                    f"missing: the listener binds the wildcard address {bind[0]}, so say "
+                    "which address peers reach it at"
+                    + (" (or set [wedge] fqdn)" if transport.secure else ""),
+                )
+
+    if len(report.errors) > errors:
+        return None
+    assert name is not None and transport is not None and bind is not None
+    bind_host, bind_port = bind
+    if advertise is not None:
+        advertise_host, advertise_port = advertise[0], advertise[1] or bind_port
+    elif transport.secure and fqdn is not None:
+        advertise_host, advertise_port = fqdn, bind_port
+    else:
+        advertise_host = f"[{bind_host}]" if ":" in bind_host else bind_host
+        advertise_port = bind_port
+    if not transport.secure:
+        cert_path = key_path = None
+    else:
+        assert cert is not None and key is not None
+        cert_path, key_path = base_dir / cert, base_dir / key
+    if transport is Transport.UDP:
+        idle = None
+    else:
+        idle = DEFAULT_IDLE_TIMEOUT if idle_timeout is None else idle_timeout
+    return Listener(
+        name=name,
+        transport=transport,
+        bind_host=bind_host,
+        bind_port=bind_port,
+        advertise_host=advertise_host,
+        advertise_port=advertise_port,
+        cert=cert_path,
+        key=key_path,
+        origins=tuple(origins),
+        idle_timeout=idle,
+    )
+
+
+def _check_binds(report: _Report, listeners: Sequence[tuple[_KeyPath, Listener]]) -> None:
+    """Two listeners cannot bind the same port (udp and tcp ports are separate;
+    tcp, tls, ws and wss share TCP's). A wildcard overlaps every address of its
+    family."""
+    seen: list[tuple[_KeyPath, Listener, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
+    for path, listener in listeners:
+        kind = "udp" if listener.transport is Transport.UDP else "tcp"
+        address = ipaddress.ip_address(listener.bind_host.partition("%")[0])
+        for other_path, other, other_kind, other_address in seen:
+            if (
+                kind == other_kind
+                and listener.bind_port == other.bind_port
+                and address.version == other_address.version
+                and (
+                    address == other_address
+                    or address.is_unspecified
+                    or other_address.is_unspecified
+                )
+            ):
+                line = report.line((*other_path, "bind"))
+                at = f" (line {line})" if line is not None else ""
+                report.error(
+                    (*path, "bind"),
+                    f"{kind} port {listener.bind_port} is already bound by listener "
+                    f"{_quote(other.name)}{at} on {other.bind_host}",
+                )
+                break
+        seen.append((path, listener, kind, address))
+
+
+# The transports a sip: URI's ;transport= names (RFC 3261 §19.1.1, RFC 7118 §5),
+# and what they mean under sips: (RFC 3261 §26.2.2: TLS over TCP, WSS over WS).
+_URI_TRANSPORTS = {
+    "udp": Transport.UDP,
+    "tcp": Transport.TCP,
+    "tls": Transport.TLS,
+    "ws": Transport.WS,
+    "wss": Transport.WSS,
+}
+_SIPS_TRANSPORTS = {
+    "tcp": Transport.TLS,
+    "tls": Transport.TLS,
+    "ws": Transport.WSS,
+    "wss": Transport.WSS,
+}
+
+
+def _trunk(
+    report: _Report,
+    path: _KeyPath,
+    data: dict[str, object],
+    listeners: dict[str, Transport | None],
+) -> Trunk | None:
+    table = _Table(report, path, data, _TRUNK_KEYS)
+    errors = len(report.errors)
+    name = table.name()
+    uri_text = table.string("uri", required=True)
+    transport = table.choice("transport", Transport)
+    media_profile = table.choice("media_profile", MediaProfile)
+    listener = table.name("listener", required=False)
+    table.finish()
+
+    uri_transport: Transport | None = None
+    uri: SipUri | None = None
+    if uri_text is not None:
+        try:
+            parsed = parse_uri(uri_text)
+        except ParseError as exc:
+            table.error("uri", f"{exc.reason}: {_show(uri_text)}")
+        else:
+            if not isinstance(parsed, SipUri):
+                table.error("uri", f"expected a sip: or sips: URI, got {_show(uri_text)}")
+            elif parsed.port == 0:
+                table.error("uri", f"expected a port 1..65535, got 0 in {_show(uri_text)}")
+            else:
+                uri = parsed
+    if uri is not None and uri.transport is not None:
+        known = _SIPS_TRANSPORTS if uri.is_secure else _URI_TRANSPORTS
+        uri_transport = known.get(uri.transport)
+        if uri_transport is None:
+            table.error(
+                "uri",
+                f"unsupported transport {_show(uri.transport)} for a {uri.scheme}: URI "
+                f"(expected one of {', '.join(known)})",
+            )
+    if uri is not None and transport is not None:
+        if uri_transport is not None and transport is not uri_transport:
+            table.error(
+                "transport", f"{transport} conflicts with the URI's ;transport={uri.transport}"
+            )
+        elif uri.is_secure and not transport.secure:
+            table.error("transport", f"a sips: URI needs tls or wss, not {transport}")
+    effective = transport or uri_transport
+    if effective is None and uri is not None:
+        effective = Transport.TLS if uri.is_secure else Transport.UDP
+    if listener is not None:
+        if listener not in listeners:
+            table.error(
+                "listener", f"no listener named {_quote(listener)}" + _suggest(listener, listeners)
+            )
+        else:
+            listener_transport = listeners[listener]
+            if (
+                listener_transport is not None
+                and effective is not None
+                and listener_transport is not effective
+            ):
+                table.error(
+                    "listener",
+                    f"listener {_quote(listener)} is {listener_transport}, but the trunk "
+                    f"uses {effective}",
+                )
+
+    if len(report.errors) > errors:
+        return None
+    assert name is not None and uri_text is not None and effective is not None
+    return Trunk(
+        name=name,
+        uri=uri_text,
+        transport=effective,
+        media_profile=media_profile or DEFAULT_MEDIA_PROFILES[effective],
+        listener=listener,
+    )
+
+
+def _route(
+    report: _Report,
+    path: _KeyPath,
+    data: dict[str, object],
+    listeners: Sequence[str],
+    trunks: Sequence[str],
+) -> Route | None:
+    table = _Table(report, path, data, _ROUTE_KEYS)
+    errors = len(report.errors)
+    name = table.name()
+    references = (
+        ("from_listener", "listener", listeners, False),
+        ("from_trunk", "trunk", trunks, False),
+        ("to_trunk", "trunk", trunks, True),
+    )
+    found: dict[str, str | None] = {}
+    for key, kind, names, required in references:
+        value = found[key] = table.name(key, required=required)
+        if value is not None and value not in names:
+            table.error(key, f"no {kind} named {_quote(value)}" + _suggest(value, names))
+    user_prefix = table.string("user_prefix")
+    if user_prefix is not None and _USER_PREFIX_RE.fullmatch(user_prefix) is None:
+        table.error(
+            "user_prefix", f"expected characters of a SIP user part, got {_show(user_prefix)}"
+        )
+    domain = table.string("domain")
+    if domain is not None and not _is_host(domain):
+        table.error("domain", f"expected a host name or IP address, got {_show(domain)}")
+    table.finish()
+
+    if len(report.errors) > errors:
+        return None
+    assert name is not None and found["to_trunk"] is not None
+    return Route(
+        name=name,
+        from_listener=found["from_listener"],
+        from_trunk=found["from_trunk"],
+        user_prefix=user_prefix,
+        domain=None if domain is None else _host_key(domain),
+        to_trunk=found["to_trunk"],
+    )
+
+
+def _check_names(report: _Report, entries: Sequence[tuple[_KeyPath, dict[str, object]]]) -> None:
+    first: dict[str, _KeyPath] = {}
+    for path, data in entries:
+        name = data.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            line = report.line((*first[name], "name"))
+            at = f" at line {line}" if line is not None else ""
+            report.error((*path, "name"), f"{_quote(name)} is already used{at}")
+        else:
+            first[name] = path
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _raw_names(entries: Sequence[tuple[_KeyPath, dict[str, object]]]) -> list[str]:
+    """Every string name, valid or not, so one bad name is not also a bad reference."""
+    return [name for _, data in entries if isinstance(name := data.get("name"), str)]
+
+
+def _syntax_error(source: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    """tomllib says ``Message (at line L, column C)``; turn that into our format."""
+    message = str(exc)
+    line: int | None = None
+    column: int | None = None
+    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)
+    if match is not None:
+        message, line, column = match.group(1), int(match.group(2)), int(match.group(3))
+    elif message.endswith(" (at end of document)"):
+        message = message.removesuffix(" (at end of document)")
+        line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+    return ConfigError(
+        source, line, "", f"invalid TOML: {message[:1].lower()}{message[1:]}", column
+    )
+
+
+def _parse(
+    text: str, source: str, base_dir: Path, flags: Flags | None = None
+) -> tuple[Config, _Report]:
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError(
+            source, None, "", f"over {MAX_CONFIG_CHARS} characters; is this a policy file?"
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(source, text, exc) from None
+    except RecursionError:
+        raise ConfigError(source, None, "", "invalid TOML: nested too deeply") from None
+    except ValueError:
+        # tomllib lets int() refuse integers over sys.get_int_max_str_digits().
+        digits = re.search(r"[0-9A-Fa-f_]{4000,}", text)
+        line = None if digits is None else text.count("\n", 0, digits.start()) + 1
+        raise ConfigError(
+            source, line, "", "invalid TOML: an integer with too many digits"
+        ) from None
+
+    from_flags = _apply_flags(data, flags) if flags is not None else frozenset()
+    report = _Report(source, _Locator(text), data, from_flags)
+    for key in data:
+        if key not in _TOP_KEYS:
+            report.error(
+                (key,),
+                "unknown key"
+                + (_suggest(key, _TOP_KEYS) or f"; expected one of {', '.join(_TOP_KEYS)}"),
+            )
+
+    wedge, fqdn_written = _wedge(report, data.get("wedge"))
+    sections = {section: _entries(report, data, section) for section in _SECTIONS}
+    for entries in sections.values():
+        _check_names(report, entries)
+
+    listeners: list[tuple[_KeyPath, Listener]] = []
+    for path, entry in sections["listener"]:
+        listener = _listener(
+            report, path, entry, base_dir, None if wedge is None else wedge.fqdn, fqdn_written
+        )
+        if listener is not None:
+            listeners.append((path, listener))
+    _check_binds(report, listeners)
+    if data.get("listener", []) == []:
+        report.error(("listener",), "at least one [[listener]] is required")
+
+    # References are checked against every written name, so a listener with a bad
+    # bind is still one a trunk may name: one mistake, one error.
+    listener_transports: dict[str, Transport | None] = dict.fromkeys(
+        _raw_names(sections["listener"])
+    )
+    listener_transports.update({listener.name: listener.transport for _, listener in listeners})
+    trunks = [
+        trunk
+        for path, entry in sections["trunk"]
+        if (trunk := _trunk(report, path, entry, listener_transports)) is not None
+    ]
+    listener_names = list(listener_transports)
+    trunk_names = _raw_names(sections["trunk"])
+    routes: list[Route] = []
+    for position, (path, entry) in enumerate(sections["route"]):
+        route = _route(report, path, entry, listener_names, trunk_names)
+        if route is None:
+            continue
+        routes.append(route)
+        later = len(sections["route"]) - 1 - position
+        if later and not (
+            route.from_listener or route.from_trunk or route.user_prefix or route.domain
+        ):
+            report.error(
+                path,
+                f"matches every request, so the {_count(later, 'route')} after it never "
+                "match; move it last",
+            )
+    report.raise_if_any()
+    assert wedge is not None
+    return (
+        Config(
+            wedge=wedge,
+            listeners=tuple(listener for _, listener in listeners),
+            trunks=tuple(trunks),
+            routes=tuple(routes),
+            source=source,
+        ),
+        report,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def parse_config(text: str, source: str, base_dir: Path) -> Config:
+    """Validate a policy file's text. Pure: certificate files are not looked at.
+
+    Args:
+        text: the TOML text.
+        source: the file name error messages start with.
+        base_dir: the directory relative ``cert`` and ``key`` paths are resolved
+            against (the policy file's directory); joined, never resolved.
+
+    Raises:
+        ConfigError: the text is not TOML, or breaks the schema. Every schema
+            problem is found in one pass; several come as :class:`ConfigErrors`.
+    """
+    return _parse(text, source, base_dir)[0]
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a policy file, and check that its certificate and key
+    files exist (readable files are the TLS layer's to check).
+
+    Raises:
+        ConfigError: as :func:`parse_config`, or the file cannot be read, is not
+            UTF-8, or names certificate files that do not exist.
+    """
+    return config_with_flags(path, Flags())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flags:
+    """``wedge run``'s command-line settings; each one given overrides the file."""
+
+    listen: tuple[str, ...] = ()
+    """``PROTO:HOST:PORT[;advertise=HOST[:PORT]]`` each; any replace the file's listeners."""
+    pbx: str | None = None
+    """A SIP URI: the trunk ``pbx`` (replacing one of that name), and a last route
+    to it for whatever no other route takes."""
+    fqdn: str | None = None
+    cert: str | None = None
+    """Certificate chain for every tls/wss listener."""
+    key: str | None = None
+    log_level: str | None = None
+    log_format: str | None = None
+
+
+def config_with_flags(path: Path | None, flags: Flags) -> Config:
+    """A policy file (if any) with the command line's settings on top, validated,
+    with its certificate files checked.
+
+    Raises:
+        ConfigError: as :func:`load_config`; entries that came from the command line
+            are named by the flag (``listener "udp-1"``) and have no line.
+    """
+    if path is None:
+        source, text, base_dir = "command line", "", Path.cwd()
+    else:
+        source, text, base_dir = str(path), _read(path), path.parent
+    config, report = _parse(text, source, base_dir, flags)
+    for i, listener in enumerate(config.listeners):
+        for key, file in (("cert", listener.cert), ("key", listener.key)):
+            if file is not None and not file.is_file():
+                report.error(
+                    ("listener", i, key),
+                    f"no such file: {file} (`wedge certs init` makes development ones)",
+                )
+    report.raise_if_any()
+    return config
+
+
+def _read(path: Path) -> str:
+    source = str(path)
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_CHARS * 4 + 1)  # UTF-8: at most 4 bytes a char
+    except OSError as exc:
+        raise ConfigError(source, None, "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(source, line, "", "not UTF-8 text (TOML is UTF-8)") from None
+
+
+def _apply_flags(data: dict[str, Any], flags: Flags) -> frozenset[tuple[str, int]]:
+    """Write the command line's settings into the policy's TOML data.
+
+    Returns the ``(section, index)`` of every entry the flags wrote, so errors in
+    them are not pinned on a line of the file.
+    """
+    written: set[tuple[str, int]] = set()
+    wedge = data.setdefault("wedge", {})
+    if isinstance(wedge, dict):
+        for key, value in (
+            ("fqdn", flags.fqdn),
+            ("log_level", flags.log_level),
+            ("log_format", flags.log_format),
+        ):
+            if value is not None:
+                wedge[key] = value
+    if flags.listen:
+        data["listener"] = [_listen_flag(text, i) for i, text in enumerate(flags.listen, 1)]
+        written.update(("listener", i) for i in range(len(flags.listen)))
+    if flags.cert is not None or flags.key is not None:
+        for listener in data.get("listener", []):
+            if isinstance(listener, dict) and listener.get("transport") in ("tls", "wss"):
+                listener["cert"] = flags.cert
+                listener["key"] = flags.key
+    if flags.pbx is not None:
+        trunks = [
+            t for t in data.get("trunk", []) if not (isinstance(t, dict) and t.get("name") == "pbx")
+        ]
+        trunks.append({"name": "pbx", "uri": flags.pbx})
+        data["trunk"] = trunks
+        written.add(("trunk", len(trunks) - 1))
+        routes = data.setdefault("route", [])
+        if not any(isinstance(r, dict) and set(r) <= {"name", "to_trunk"} for r in routes):
+            routes.append({"name": "default", "to_trunk": "pbx"})
+            written.add(("route", len(routes) - 1))
+    return frozenset(written)
+
+
+def _listen_flag(text: str, number: int) -> dict[str, Any]:
+    """``udp:127.0.0.1:5060;advertise=sbc.example.com:5060`` as a ``[[listener]]`` table."""
+    spec, _, options = text.partition(";")
+    transport, _, bind = spec.partition(":")
+    table: dict[str, Any] = {"name": f"{transport}-{number}", "transport": transport, "bind": bind}
+    for option in filter(None, options.split(";")):
+        key, _, value = option.partition("=")
+        table[key.strip()] = value.strip()
+    return table
+
+
+def choose_route(
+    config: Config,
+    listener_name: str,
+    source_trunk: str | None,
+    ruri_user: str | None,
+    ruri_host: str,
+) -> Route | None:
+    """The first route, in file order, whose every condition holds; None if none.
+
+    Args:
+        listener_name: the listener the request came in on.
+        source_trunk: the trunk whose address the request came from, or None.
+        ruri_user: the Request-URI's user part as written (escapes kept), or None
+            when it has none; a route with ``user_prefix`` never matches None.
+        ruri_host: the Request-URI's host as written (IPv6 bracketed or not);
+            compared case-insensitively, as an address for IP literals.
+    """
+    host_key: str | None = None
+    for route in config.routes:
+        if route.from_listener is not None and route.from_listener != listener_name:
+            continue
+        if route.from_trunk is not None and route.from_trunk != source_trunk:
+            continue
+        if route.user_prefix is not None and (
+            ruri_user is None or not ruri_user.startswith(route.user_prefix)
+        ):
+            continue
+        if route.domain is not None:
+            if host_key is None:
+                host_key = _host_key(ruri_host)
+            if route.domain != host_key:
+                continue
+        return route
+    return None
