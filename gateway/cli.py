@@ -7,6 +7,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from gateway.config import ConfigError, Flags, config_with_flags, load_config
+from gateway.logs import LEVELS, configure_logging
+from gateway.server import serve_forever
 from gateway.sip import ParseError, Request, parse_message
 
 
@@ -46,6 +49,56 @@ def check_message(paths: list[Path]) -> int:
     return 1 if failures else 0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def check_config(paths: list[Path]) -> int:
+    """Load policy files and say "ok" with what each holds, or print every error,
+    one per line (``file:line: key: message``).
+
+    Exit status 0 when every file is a valid policy, 1 otherwise.
+    """
+    failures = 0
+    for path in paths:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            for error in exc.errors:
+                print(error)
+            failures += 1
+            continue
+        print(
+            f"{path}: ok ({_count(len(config.listeners), 'listener')}, "
+            f"{_count(len(config.trunks), 'trunk')}, {_count(len(config.routes), 'route')})"
+        )
+    return 1 if failures else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``wedge run``: serve until Ctrl-C or SIGTERM, then drain and stop."""
+    flags = Flags(
+        listen=tuple(args.listen),
+        pbx=args.pbx,
+        fqdn=args.fqdn,
+        cert=args.cert,
+        key=args.key,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+    if args.config is None and not (flags.listen and flags.pbx):
+        print("wedge run: give --config FILE, or at least --listen and --pbx", file=sys.stderr)
+        return 2
+    try:
+        config = config_with_flags(args.config, flags)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    configure_logging(str(config.wedge.log_level), str(config.wedge.log_format))
+    return serve_forever(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="wedge", description="Wedge: a WebRTC-to-SIP gateway and session border controller."
@@ -56,11 +109,31 @@ def main(argv: list[str] | None = None) -> int:
         "check-message", help="parse SIP messages saved one per file and report on each"
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check_cfg = commands.add_parser(
+        "check-config", help="validate policy files (TOML) and report every error"
+    )
+    check_cfg.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    serve = commands.add_parser("run", help="run the SBC from a policy file and/or flags")
+    serve.add_argument("--config", type=Path, metavar="FILE", help="policy file (TOML)")
+    serve.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="PROTO:HOST:PORT[;advertise=HOST:PORT]",
+        help="a listener (udp, tcp, tls, ws, wss); repeatable; replaces the file's",
+    )
+    serve.add_argument("--pbx", metavar="SIP-URI", help="default route: where requests go")
+    serve.add_argument("--fqdn", metavar="NAME", help="the name advertised on TLS/WSS listeners")
+    serve.add_argument("--cert", metavar="PEM", help="certificate chain for TLS/WSS listeners")
+    serve.add_argument("--key", metavar="PEM", help="private key for TLS/WSS listeners")
+    serve.add_argument("--log-level", choices=LEVELS)
+    serve.add_argument("--log-format", choices=("text", "json"))
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args)
     if args.command == "check-message":
         return check_message(args.files)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return check_config(args.files)
 
 
 if __name__ == "__main__":

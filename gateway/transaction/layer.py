@@ -186,9 +186,7 @@ class _Transaction:
         "to_tag",
     )
 
-    def __init__(
-        self, key: TransactionKey, machine: Machine, request: Request, flow: Flow
-    ) -> None:
+    def __init__(self, key: TransactionKey, machine: Machine, request: Request, flow: Flow) -> None:
         self.key = key
         self.machine = machine
         self.state: State = INITIAL[machine].next
@@ -505,7 +503,10 @@ class TransactionLayer:
             if self._debug:
                 logger.debug(
                     "! %s %s %s: no transition for %s",
-                    txn.machine.value, txn.key, txn.state.value, input_.value,
+                    txn.machine.value,
+                    txn.key,
+                    txn.state.value,
+                    input_.value,
                 )
             return
         self._step(txn, row, now, message, flow)
@@ -529,9 +530,7 @@ class TransactionLayer:
         if state is txn.state:
             return
         if self._debug:
-            logger.debug(
-                "= %s %s %s->%s", txn.machine.value, txn.key, txn.state.value, state.value
-            )
+            logger.debug("= %s %s %s->%s", txn.machine.value, txn.key, txn.state.value, state.value)
         txn.state = state
         live = LIVE_TIMERS.get(state, _NO_TIMERS)
         for timer in [timer for timer in txn.timers if timer not in live]:

@@ -266,9 +266,7 @@ ICT_TRANSITIONS: Table = {
     (_I.CALLING, Input.SUCCESS): Transition(_I.ACCEPTED, (A.PASS_TO_TU, A.START_WAIT)),
     # The ACK goes out before the TU hears of the response: §17.1.1.3 makes the
     # ACK the transaction's job, whatever the TU does next.
-    (_I.CALLING, Input.FAILURE): Transition(
-        _I.COMPLETED, (A.SEND_ACK, A.PASS_TO_TU, A.START_WAIT)
-    ),
+    (_I.CALLING, Input.FAILURE): Transition(_I.COMPLETED, (A.SEND_ACK, A.PASS_TO_TU, A.START_WAIT)),
     (_I.CALLING, Input.TRANSPORT_ERROR): Transition(_I.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
     (_I.PROCEEDING, Input.PROVISIONAL): Transition(_I.PROCEEDING, (A.PASS_TO_TU,)),
     (_I.PROCEEDING, Input.SUCCESS): Transition(_I.ACCEPTED, (A.PASS_TO_TU, A.START_WAIT)),
@@ -278,9 +276,7 @@ ICT_TRANSITIONS: Table = {
     # Figure 5 draws no transport error out of Proceeding because nothing is sent
     # there; but on a connection-oriented flow the responses ride the failed
     # connection, so waiting for Timer C would be pointless (§17.1.4).
-    (_I.PROCEEDING, Input.TRANSPORT_ERROR): Transition(
-        _I.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)
-    ),
+    (_I.PROCEEDING, Input.TRANSPORT_ERROR): Transition(_I.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
     # Completed: "Any retransmissions of the final response that are received
     # while in the Completed state MUST cause the ACK to be re-passed to the
     # transport layer for retransmission, but the newly received response MUST
@@ -317,9 +313,7 @@ NICT_TRANSITIONS: Table = {
     (_N.PROCEEDING, Input.PROVISIONAL): Transition(_N.PROCEEDING, (A.PASS_TO_TU,)),
     (_N.PROCEEDING, Input.SUCCESS): Transition(_N.COMPLETED, (A.PASS_TO_TU, A.START_WAIT)),
     (_N.PROCEEDING, Input.FAILURE): Transition(_N.COMPLETED, (A.PASS_TO_TU, A.START_WAIT)),
-    (_N.PROCEEDING, Input.TRANSPORT_ERROR): Transition(
-        _N.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)
-    ),
+    (_N.PROCEEDING, Input.TRANSPORT_ERROR): Transition(_N.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
     # Completed "buffer[s] any additional response retransmissions"; Timer K
     # (T4 on unreliable flows, zero on reliable ones) ends it.
     (_N.COMPLETED, Input.PROVISIONAL): Transition(_N.COMPLETED, ()),
@@ -344,15 +338,11 @@ IST_TRANSITIONS: Table = {
     (_S.PROCEEDING, Input.FAILURE): Transition(
         _S.COMPLETED, (A.SEND_RESPONSE, A.START_RETRANSMIT, A.START_TIMEOUT)
     ),
-    (_S.PROCEEDING, Input.TRANSPORT_ERROR): Transition(
-        _S.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)
-    ),
+    (_S.PROCEEDING, Input.TRANSPORT_ERROR): Transition(_S.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
     # Completed: the final response is resent on each INVITE retransmission and
     # on Timer G, until the ACK comes or Timer H gives up.
     (_S.COMPLETED, Input.REQUEST): Transition(_S.COMPLETED, (A.RESEND_RESPONSE,)),
-    (_S.COMPLETED, Input.TIMER_G): Transition(
-        _S.COMPLETED, (A.RESEND_RESPONSE, A.DOUBLE_UP_TO_T2)
-    ),
+    (_S.COMPLETED, Input.TIMER_G): Transition(_S.COMPLETED, (A.RESEND_RESPONSE, A.DOUBLE_UP_TO_T2)),
     # "If an ACK is received while the server transaction is in the Completed
     # state, the server transaction MUST transition to the Confirmed state."
     # The ACK for a non-2xx is hop-by-hop: it is absorbed, never passed up.
@@ -390,9 +380,7 @@ NIST_TRANSITIONS: Table = {
     (_T.PROCEEDING, Input.PROVISIONAL): Transition(_T.PROCEEDING, (A.SEND_RESPONSE,)),
     (_T.PROCEEDING, Input.SUCCESS): Transition(_T.COMPLETED, (A.SEND_RESPONSE, A.START_WAIT)),
     (_T.PROCEEDING, Input.FAILURE): Transition(_T.COMPLETED, (A.SEND_RESPONSE, A.START_WAIT)),
-    (_T.PROCEEDING, Input.TRANSPORT_ERROR): Transition(
-        _T.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)
-    ),
+    (_T.PROCEEDING, Input.TRANSPORT_ERROR): Transition(_T.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
     (_T.COMPLETED, Input.REQUEST): Transition(_T.COMPLETED, (A.RESEND_RESPONSE,)),
     (_T.COMPLETED, Input.TIMER_J): Transition(_T.TERMINATED, ()),
     (_T.COMPLETED, Input.TRANSPORT_ERROR): Transition(_T.TERMINATED, (A.REPORT_TRANSPORT_ERROR,)),
@@ -485,6 +473,7 @@ def transition(machine: Machine, state: State, input_: Input) -> Transition:
         raise LocalProtocolError(
             f"{machine.value} in state {state.value} cannot take {input_.value}"
         ) from None
+
 
 # The short aliases only make the tables above readable; they are not API.
 del _I, _N, _S, _T, A

@@ -1,0 +1,113 @@
+"""The engine: the one place where sockets, the clock and the pure proxy core meet.
+
+Every input takes the same three steps (STYLE.md §3.3): call the core with
+``now``, hand each ``(bytes, flow)`` it wants sent to the flow's transport, and
+move the single timer to the core's next deadline. No other code schedules
+anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.proxy.core import ProxyCore
+from gateway.sip import Flow
+from gateway.sip.flow import Address
+from gateway.transport.base import Transport
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger("wedge.engine")
+
+
+class Engine:
+    """Drives a :class:`ProxyCore` from the transports and one timer.
+
+    It is the :class:`~gateway.transport.base.Receiver` of every transport.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.core: ProxyCore | None = None
+        self.loop = loop or asyncio.get_running_loop()
+        self.transports: dict[tuple[str, Address], Transport] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._pumping = False
+        self._failed: list[tuple[Flow, str]] = []
+
+    def attach(self, core: ProxyCore) -> None:
+        """Start feeding ``core``; until then (while listeners open) input is dropped."""
+        self.core = core
+
+    def add(self, transport: Transport) -> None:
+        """Serve the flows of ``transport`` (named by its transport and bound address)."""
+        self.transports[(transport.transport, transport.local)] = transport
+
+    # -- Receiver ---------------------------------------------------------------
+
+    def message_received(self, data: bytes, flow: Flow) -> None:
+        if self.core is None:
+            logger.info("message before start dropped flow=%s", flow)
+            return
+        self.core.receive(data, flow, self.loop.time())
+        self._pump()
+
+    def flow_failed(self, flow: Flow, reason: str) -> None:
+        logger.info("flow failed flow=%s reason=%r", flow, reason)
+        if self.core is None:
+            return
+        if self._pumping:
+            # A transport may report a failure from inside send(): finish the
+            # current flush first, so the core sees one input at a time.
+            self._failed.append((flow, reason))
+            return
+        self.core.flow_failed(flow, self.loop.time())
+        self._pump()
+
+    # -- the pump ---------------------------------------------------------------
+
+    def _pump(self) -> None:
+        core = self.core
+        assert core is not None
+        self._pumping = True
+        try:
+            while True:
+                for data, flow in core.datagrams_to_send():
+                    transport = self.transports.get((flow.transport, flow.local))
+                    if transport is None:
+                        logger.error("! no transport for flow=%s; message dropped", flow)
+                        continue
+                    transport.send(data, flow)
+                if not self._failed:
+                    break
+                flow, _ = self._failed.pop(0)
+                core.flow_failed(flow, self.loop.time())
+        finally:
+            self._pumping = False
+        self._rearm()
+
+    def _rearm(self) -> None:
+        assert self.core is not None
+        deadline = self.core.get_timer()
+        if deadline == self._deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline, self._deadline = self._deadline, None
+        now = self.loop.time()
+        assert self.core is not None
+        self.core.handle_timer(max(deadline or now, now))
+        self._pump()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

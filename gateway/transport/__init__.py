@@ -1,0 +1,1 @@
+"""Thin asyncio shells that own Wedge's sockets: UDP, TCP/TLS streams, WS/WSS."""

@@ -1,0 +1,106 @@
+"""The UDP shell: one bound socket, one datagram per SIP message (RFC 3261 §18.1).
+
+Thin on purpose: a datagram becomes ``receiver.message_received(data, flow)`` and
+``send`` becomes ``sendto``. UDP has no connections, so every Flow here has
+connection id 0 and no flow ever fails at this layer: a lost datagram is the
+transaction layer's business (Timers A and E retransmit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from gateway.sip import Flow
+from gateway.sip.flow import Address
+from gateway.transport.base import Receiver
+
+if TYPE_CHECKING:
+    from gateway.transport.base import Transport
+
+__all__ = ["UdpTransport", "open_udp"]
+
+logger = logging.getLogger("wedge.transport")
+
+_KEEP_ALIVE_BYTES = b"\r\n"
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """A UDP listener; also the socket requests and responses to UDP peers leave from."""
+
+    transport: str = "udp"
+
+    def __init__(self, name: str, receiver: Receiver) -> None:
+        self.name = name
+        self.local: Address = ("", 0)
+        self._receiver = receiver
+        self._endpoint: asyncio.DatagramTransport | None = None
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+
+    # asyncio.DatagramProtocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._endpoint = cast(asyncio.DatagramTransport, transport)
+        sockname = transport.get_extra_info("sockname")
+        self.local = (sockname[0], sockname[1])
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        # CRLF keep-alives: RFC 5626 §4.4.1 defines them for streams and §4.4.2 uses
+        # STUN over UDP, but phones send CRLF on UDP anyway. Nothing to answer.
+        if not data.strip(_KEEP_ALIVE_BYTES):
+            return
+        remote: Address = (addr[0], addr[1])  # IPv6 adds flowinfo and scope id
+        flow = Flow("udp", self.local, remote)
+        if self._debug:
+            logger.debug("< %d bytes flow=%s", len(data), flow)
+        self._receiver.message_received(data, flow)
+
+    def error_received(self, exc: Exception) -> None:
+        # Linux reports an ICMP port-unreachable for an earlier sendto here, with no
+        # address attached: nothing can be failed, and a stale registration makes
+        # these common, so they stay at debug.
+        if self._debug:
+            logger.debug("! udp error listener=%s error=%s", self.name, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    # Transport
+
+    def send(self, data: bytes, flow: Flow) -> None:
+        """Send one datagram to ``flow.remote``; never raises."""
+        endpoint = self._endpoint
+        if endpoint is None or endpoint.is_closing():
+            logger.warning("! send on a closed listener=%s flow=%s", self.name, flow)
+            return
+        if self._debug:
+            logger.debug("> %d bytes flow=%s", len(data), flow)
+        try:
+            endpoint.sendto(data, flow.remote)
+        except (OSError, ValueError, TypeError) as exc:  # a malformed address in the Flow
+            logger.warning("! sendto failed flow=%s error=%s", flow, exc)
+
+    async def close(self) -> None:
+        """Close the socket and wait until asyncio has released it."""
+        if self._endpoint is not None:
+            self._endpoint.close()
+            await self._closed
+
+
+async def open_udp(name: str, host: str, port: int, receiver: Receiver) -> UdpTransport:
+    """Bind a UDP listener on ``host:port`` (port 0: any free port, see ``.local``)."""
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: UdpTransport(name, receiver), local_addr=(host, port)
+    )
+    logger.info("= listening listener=%s transport=udp local=%s:%d", name, *protocol.local)
+    return protocol
+
+
+if TYPE_CHECKING:
+
+    def _conforms(transport: UdpTransport) -> Transport:
+        return transport

@@ -1,0 +1,1 @@
+"""Transport shells: UDP, TCP/TLS streams, WS/WSS."""
