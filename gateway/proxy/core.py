@@ -261,14 +261,14 @@ class ProxyCore:
         if self.stamp.has_looped(request, loop_hash):
             self._reply(forward, 482)
             return
+        if request.method == "OPTIONS" and self._for_us(request):
+            self._reply(forward, 200, extra=(("Allow", ALLOW), ("Accept", "application/sdp")))
+            return
         # The request as received stays as it is, for the responses Wedge may make.
         outgoing = request.copy()
         hop = self._next_hop(outgoing, flow, listener)
         if isinstance(hop, _Refusal):
-            if request.method == "OPTIONS" and hop.status == 404 and self._for_us(outgoing):
-                self._reply(forward, 200, extra=(("Allow", ALLOW), ("Accept", "application/sdp")))
-            else:
-                self._reply(forward, hop.status, hop.reason)
+            self._reply(forward, hop.status, hop.reason)
             return
         self._forward(forward, outgoing, listener, *hop, loop_hash)
 
@@ -352,8 +352,18 @@ class ProxyCore:
         return Flow(target.transport, out.local, target.address), out
 
     def _for_us(self, request: Request) -> bool:
+        """Addressed to Wedge itself: our address, no user part, no Route beyond us.
+
+        An OPTIONS like that is a keep-alive or capability query (RFC 3261 §11),
+        answered here rather than routed.
+        """
         ruri = request.ruri
-        return isinstance(ruri, SipUri) and self.stamp.is_ours(ruri)
+        return (
+            isinstance(ruri, SipUri)
+            and ruri.user is None
+            and self.stamp.is_ours(ruri)
+            and all(self.stamp.own_route(route) is not None for route in request.routes)
+        )
 
     def _forward(
         self,
