@@ -35,6 +35,7 @@ class Engine:
         self._deadline: float | None = None
         self._pumping = False
         self._failed: list[tuple[Flow, str]] = []
+        self._debug = logger.isEnabledFor(logging.DEBUG)
 
     def attach(self, core: ProxyCore) -> None:
         """Start feeding ``core``; until then (while listeners open) input is dropped."""
@@ -78,6 +79,9 @@ class Engine:
                     if transport is None:
                         logger.error("! no transport for flow=%s; message dropped", flow)
                         continue
+                    if self._debug:
+                        first = data[: data.find(b"\r\n")].decode("utf-8", "replace")
+                        logger.debug("> %s flow=%s", first, flow)
                     transport.send(data, flow)
                 if not self._failed:
                     break

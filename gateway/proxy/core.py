@@ -76,6 +76,8 @@ calls = logging.getLogger("wedge.calls")
 # Requests that may create a dialog, and so get Record-Route (RFC 3261 §12.1,
 # RFC 6665 for SUBSCRIBE/NOTIFY, RFC 3515 for REFER).
 DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+MAX_TRACKED_CALLS = 100_000
+"""Answered calls remembered for their duration log line; the oldest go first."""
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE"
 
 
@@ -159,6 +161,8 @@ class ProxyCore:
         self._timer_c: list[tuple[float, int, _Forward]] = []
         self._tokens = itertools.count(1)
         self._out: list[tuple[bytes, Flow]] = []
+        # Call-ID -> when its INVITE was answered, for the duration logged at BYE.
+        self._calls: dict[str, float] = {}
         self._now = 0.0
         self._debug = logger.isEnabledFor(logging.DEBUG)
 
@@ -392,8 +396,6 @@ class ProxyCore:
         self._by_client[forward.client] = forward
         if request.method == "INVITE":
             self._arm_timer_c(forward)
-        if self._debug:
-            logger.debug("> %s flow=%s call-id=%s", _first_line(request), out_flow, request.call_id)
 
     def _forward_ack(self, ack: Request, flow: Flow) -> None:
         """The ACK for a 2xx: a request of its own, routed like any in-dialog one (§16.6)."""
@@ -466,6 +468,7 @@ class ProxyCore:
             forward.timer_c = 0
             if not forward.answered:
                 self._log_call(forward, status)
+                self._track_call(forward.request, status)
             forward.answered = True
         self.layer.send_response(response, self._now)
 
@@ -537,6 +540,23 @@ class ProxyCore:
             status,
             round((self._now - forward.started) * 1000),
         )
+
+    def _track_call(self, request: Request, status: int) -> None:
+        """Remember when a call was answered; log its duration when a BYE ends it."""
+        if request.method == "INVITE" and 200 <= status < 300 and request.to.tag is None:
+            self._calls[request.call_id] = self._now
+            if len(self._calls) > MAX_TRACKED_CALLS:
+                # A call whose BYE never came: forget the oldest (dicts keep order).
+                del self._calls[next(iter(self._calls))]
+        elif request.method == "BYE":
+            answered = self._calls.pop(request.call_id, None)
+            if answered is not None:
+                calls.info(
+                    "call ended call-id=%s duration_s=%.1f by=%s",
+                    request.call_id,
+                    self._now - answered,
+                    request.from_.uri_text,
+                )
 
     def _forget(self, key: TransactionKey) -> None:
         forward = self._by_server.pop(key, None) or self._by_client.pop(key, None)

@@ -109,7 +109,10 @@ def test_initial_invite_is_stamped_for_the_pbx(proxy: ProxyCore) -> None:
     assert tokens.decode(outer.uri.user or "") == (PBX, 0)
 
 
-def test_call_flows_both_ways_on_each_legs_own_flow(proxy: ProxyCore) -> None:
+def test_call_flows_both_ways_on_each_legs_own_flow(
+    proxy: ProxyCore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="wedge.calls")
     invite = forwarded_invite(proxy)
     for status, reason in ((100, "Trying"), (180, "Ringing"), (200, "OK")):
         proxy.receive(answer(invite, status, reason), PBX, 0.1)
@@ -155,6 +158,11 @@ def test_call_flows_both_ways_on_each_legs_own_flow(proxy: ProxyCore) -> None:
     ((ok, flow),) = sent(proxy)
     assert isinstance(ok, Response) and ok.status == 200 and flow == PBX
     assert ok.via.branch == "z9hG4bKpbx2"
+    # One line when the call was answered, one when it ended.
+    lines = [record.getMessage() for record in caplog.records if record.name == "wedge.calls"]
+    assert lines[0].startswith("call call-id=c1 from=sip:alice@sbc.example.com")
+    assert "result=200" in lines[0] and f"in={BROWSER}" in lines[0]
+    assert lines[1] == "call ended call-id=c1 duration_s=1.0 by=sip:600@sbc.example.com"
 
 
 def test_cancel_before_answer(proxy: ProxyCore) -> None:
