@@ -136,6 +136,10 @@ class ConnectionLimiter:
         self.total += 1
         return key
 
+    def count(self, ip: str) -> int:
+        """How many connections from ``ip`` (or its /64) are open now."""
+        return self._per_source.get(self.source(ip), 0)
+
     def release(self, key: str) -> None:
         """Forget a connection :meth:`admit` counted under ``key``."""
         count = self._per_source.get(key, 0) - 1

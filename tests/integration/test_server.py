@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import ssl
 from pathlib import Path
@@ -12,6 +13,7 @@ from websockets.asyncio.client import connect
 from gateway.config import Flags, config_with_flags
 from gateway.server import start
 from gateway.sip import Request, Response, parse_message
+from gateway.transport.stream import MAX_CONNECTIONS_PER_IP, StreamTransport
 from tests.integration.conftest import TIMEOUT, Pki
 
 
@@ -154,4 +156,44 @@ async def test_garbage_gets_400_and_the_next_call_still_works(tmp_path: Path) ->
         assert data.startswith(b"SIP/2.0 200 OK\r\n")
     finally:
         client_transport.close()
+        await server.stop(drain=0)
+
+
+async def test_thousands_of_idle_connections_from_one_address_do_not_stop_others() -> None:
+    """5,000 connections from 127.0.0.1 hold only the per-address cap; 127.0.0.2 still calls."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 12_000)), hard))
+    port = free_port(socket.SOCK_STREAM)
+    server = await start(
+        config_with_flags(None, Flags(listen=(f"tcp:127.0.0.1:{port}",), pbx="sip:127.0.0.1:9"))
+    )
+    idle: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(50):
+            batch = await asyncio.gather(
+                *(asyncio.open_connection("127.0.0.1", port) for _ in range(100)),
+                return_exceptions=True,
+            )
+            idle.extend(
+                writer for item in batch if isinstance(item, tuple) for _, writer in (item,)
+            )
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)), TIMEOUT
+        )
+        writer.write(
+            f"OPTIONS sip:127.0.0.1:{port};transport=tcp SIP/2.0\r\n"
+            "Via: SIP/2.0/TCP 127.0.0.2;branch=z9hG4bK-o1\r\nMax-Forwards: 70\r\n"
+            "From: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o1\r\n"
+            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        status = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert status == b"SIP/2.0 200 OK\r\n"
+        writer.close()
+        # Wedge kept no more than its cap of connections from 127.0.0.1 open.
+        (transport,) = server.transports
+        assert isinstance(transport, StreamTransport)
+        assert 0 < transport.limiter.count("127.0.0.1") <= MAX_CONNECTIONS_PER_IP
+    finally:
+        for writer in idle:
+            writer.close()
         await server.stop(drain=0)
