@@ -93,13 +93,15 @@ class Server:
     listeners: list[Listener]
 
     async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
-        """Let transactions under way finish (up to ``drain`` seconds), then close."""
-        layer = self.engine.core.layer if self.engine.core is not None else ()
-        deadline = asyncio.get_running_loop().time() + drain
-        while len(layer) and asyncio.get_running_loop().time() < deadline:
+        """Let transactions that wait for a final response finish (up to ``drain``
+        seconds), then close."""
+        core = self.engine.core
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain
+        while core is not None and core.layer.unfinished() and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        if len(layer):
-            logger.warning("stopping with %d transactions unfinished", len(layer))
+        if core is not None and core.layer.unfinished():
+            logger.warning("stopping with %d transactions unfinished", core.layer.unfinished())
         self.engine.close()
         await asyncio.gather(*(transport.close() for transport in self.transports))
         logger.info("stopped")

@@ -388,7 +388,6 @@ class ProxyCore:
                 headers.prepend("Record-Route", stamp(out_listener, out_flow, double=True))
             else:
                 headers.prepend("Record-Route", stamp(in_listener, forward.source, double=False))
-        _rewrite_transport(request, out_flow.transport)
         headers.prepend("Via", self.stamp.via(out_listener, loop_hash))
         forward.outgoing = request
         forward.flow = out_flow
@@ -621,19 +620,22 @@ def _remove_last(headers: Headers, name: str) -> None:
         headers.append(name.title(), value)
 
 
+# The Request-URI's transport parameter for each leg: RFC 7118 §5.2 writes "ws"
+# for WebSocket whether secure or not.
+_URI_TRANSPORT = {"udp": "udp", "tcp": "tcp", "tls": "tls", "ws": "ws", "wss": "ws"}
+
+
 def _retarget(request: Request, target: Target) -> None:
-    """An initial request to a trunk takes the trunk's host and port in its Request-URI."""
+    """An initial request to a trunk takes the trunk's host and port in its
+    Request-URI, and the trunk's transport in its ``transport`` parameter where
+    it had one. In-dialog requests keep their remote target (RFC 3261 §16.6)."""
     ruri = request.ruri
     if target.uri is None or not isinstance(ruri, SipUri):
         return
-    request.uri = str(ruri.replace(host=target.uri.host, port=target.uri.port))
-
-
-def _rewrite_transport(request: Request, transport: str) -> None:
-    """The Request-URI's ``transport`` parameter, where it has one, names the onward leg."""
-    ruri = request.ruri
-    if isinstance(ruri, SipUri) and ruri.has_param("transport") and ruri.transport != transport:
-        request.uri = str(ruri.with_param("transport", transport))
+    ruri = ruri.replace(host=target.uri.host, port=target.uri.port)
+    if ruri.has_param("transport"):
+        ruri = ruri.with_param("transport", _URI_TRANSPORT[target.transport])
+    request.uri = str(ruri)
 
 
 _SALVAGED = ("via", "from", "to", "call-id", "cseq")

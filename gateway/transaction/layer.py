@@ -210,6 +210,10 @@ class _Transaction:
         self.cancels: TransactionKey | None = None
 
 
+# The states in which a transaction still owes (server) or awaits (client) a
+# final response: Calling, Trying and Proceeding in all four machines.
+_WAITING = frozenset({"Calling", "Trying", "Proceeding"})
+
 _Handler = Callable[[_Transaction, float, Request | Response | None, Flow | None], None]
 _HeapEntry = tuple[float, int, _Transaction, Timer]
 
@@ -283,6 +287,18 @@ class TransactionLayer:
     def __len__(self) -> int:
         """How many transactions are alive."""
         return len(self._client) + len(self._server)
+
+    def unfinished(self) -> int:
+        """How many transactions still wait for a final response.
+
+        The others (Completed, Accepted, Confirmed) only absorb retransmissions
+        and can be dropped by a stopping process without losing a call.
+        """
+        return sum(
+            txn.state.value in _WAITING
+            for table in (self._client, self._server)
+            for txn in table.values()
+        )
 
     def state(self, key: TransactionKey) -> State | None:
         """The state of a live transaction; None once it is forgotten."""
