@@ -120,6 +120,8 @@ class _Forward:
     flow: Flow | None = None
     """The flow it was forwarded on."""
     client: TransactionKey | None = None
+    by_token: bool = False
+    """It was sent on the flow a token named: if that flow is gone, 430 (RFC 5626)."""
     provisional: bool = False
     """A provisional response came back, so a CANCEL may be sent (§9.1)."""
     cancelled: bool = False
@@ -274,7 +276,16 @@ class ProxyCore:
         if isinstance(hop, _Refusal):
             self._reply(forward, hop.status, hop.reason)
             return
-        self._forward(forward, outgoing, listener, *hop, loop_hash)
+        out_flow, out_listener = hop
+        # Only a flow token names one connection; every other hop is "any
+        # connection to that address".
+        forward.by_token = out_flow.connection != 0
+        if request.method == "REGISTER":
+            refusal = self._add_path(outgoing, flow, out_listener)
+            if refusal is not None:
+                self._reply(forward, refusal.status, refusal.reason, (("Require", "path"),))
+                return
+        self._forward(forward, outgoing, listener, out_flow, out_listener, loop_hash)
 
     def _validate(self, request: Request) -> _Refusal | None:
         """RFC 3261 §16.3 steps 2, 3 and 5; step 1 was the parser's, step 4 is the loop check."""
@@ -310,6 +321,9 @@ class ProxyCore:
             if not isinstance(uri, SipUri):
                 return _Refusal(416, "Unsupported URI Scheme in Route")
             return self._to(uri_target(uri))
+        if any(entry.forged for entry in own):
+            # RFC 5626 §5.3: a flow token that fails its check is answered 403.
+            return _Refusal(403, "Invalid Flow Token")
         back = self._flow_back(own, flow) if own else None
         if back is not None:
             out = self.stamp.listener_of(back)
@@ -354,6 +368,19 @@ class ProxyCore:
             return _Refusal(503, f"No {target.transport.upper()} Listener")
         _retarget(request, target)
         return Flow(target.transport, out.local, target.address), out
+
+    def _add_path(self, request: Request, flow: Flow, out: Listener) -> _Refusal | None:
+        """RFC 3327 §5.2: put Wedge on the path back to the client on ``flow``.
+
+        A client on a connection (WebSocket, TLS, TCP) can only be reached over
+        that connection, so Wedge needs Path and answers 421 to a client that does
+        not support it. A UDP client without path support is registered as it
+        asked, with its Contact as written.
+        """
+        if "path" not in request.supported:
+            return _Refusal(421, "Extension Required") if flow.reliable else None
+        request.headers.prepend("Path", self.stamp.path(out, flow))
+        return None
 
     def _for_us(self, request: Request) -> bool:
         """Addressed to Wedge itself: our address, no user part, no Route beyond us.
@@ -479,6 +506,8 @@ class ProxyCore:
             status, reason = 487, "Request Terminated"
         elif isinstance(event, TransactionTimedOut):
             status, reason = 408, "Request Timeout"
+        elif forward.by_token:
+            status, reason = 430, "Flow Failed"  # RFC 5626 §5.3: the client's flow is gone
         else:
             status, reason = 503, "Service Unavailable"
         self._reply(forward, status, reason)

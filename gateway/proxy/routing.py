@@ -79,11 +79,13 @@ class Router(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OwnRoute:
-    """One of our Record-Route entries, come back as a Route entry."""
+    """One of our Record-Route or Path entries, come back as a Route entry."""
 
     listener: Listener
     flow: Flow | None
     """The flow its token names, or None for an entry without a valid token."""
+    forged: bool = False
+    """It has a user part that is not a token of ours: damaged, or made up."""
 
 
 def is_ip(host: str) -> bool:
@@ -205,6 +207,18 @@ class RouteStamp:
         r2 = ";r2=on" if double else ""
         return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport}{r2};lr>"
 
+    def path(self, listener: Listener, flow: Flow) -> str:
+        """Our Path entry (RFC 3327) for a client on ``flow``, as the registrar sees us.
+
+        ``listener`` is the socket that faces the registrar: requests for the
+        client come back to it, with this URI as their Route, and the token
+        names the client's flow. ``ob`` tells the registrar the edge keeps the
+        flow (RFC 5626 §5.1).
+        """
+        host, port = listener.advertise
+        transport = "" if listener.transport == "udp" else f";transport={listener.transport}"
+        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport};lr;ob>"
+
     def own_route(self, route: NameAddr) -> OwnRoute | None:
         """The Route entry, if it is one of ours; with the flow its token names."""
         uri = route.uri
@@ -224,5 +238,9 @@ class RouteStamp:
         )
         if listener is None:
             return None
-        decoded = self.tokens.decode(uri.user) if uri.user else None
-        return OwnRoute(listener, decoded[0] if decoded is not None else None)
+        if not uri.user:
+            return OwnRoute(listener, None)
+        decoded = self.tokens.decode(uri.user)
+        if decoded is None:
+            return OwnRoute(listener, None, forged=True)
+        return OwnRoute(listener, decoded[0])

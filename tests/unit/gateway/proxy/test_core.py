@@ -303,3 +303,89 @@ def test_bad_response_and_garbage_are_dropped(proxy: ProxyCore) -> None:
     proxy.receive(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", PBX, 0.0)
     proxy.receive(b"\x00\x01garbage", PBX, 0.0)
     assert proxy.datagrams_to_send() == []
+
+
+def register(supported: str = "path, outbound", expires: str = "600") -> bytes:
+    return (
+        (
+            "REGISTER sip:sbc.example.com SIP/2.0\r\n"
+            "Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKr1\r\n"
+            "Max-Forwards: 69\r\nTo: <sip:alice@sbc.example.com>\r\n"
+            "From: <sip:alice@sbc.example.com>;tag=r1\r\nCall-ID: reg1\r\nCSeq: 1 REGISTER\r\n"
+            f"Supported: {supported}\r\n"
+            '<CONTACT>;reg-id=1;+sip.instance="<urn:uuid:1>";expires=' + expires + "\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        .replace("<CONTACT>", "Contact: <sip:x@df7jal23ls0d.invalid;transport=ws;ob>")
+        .encode()
+    )
+
+
+def test_register_gets_a_path_to_the_browsers_flow(proxy: ProxyCore) -> None:
+    proxy.receive(register(), BROWSER, 0.0)
+    ((forwarded, flow),) = sent(proxy)
+    assert isinstance(forwarded, Request) and flow == PBX
+    assert forwarded.record_routes == []
+    (path,) = forwarded.paths
+    assert str(path).endswith("@192.0.2.5:5060;lr;ob>")
+    assert isinstance(path.uri, SipUri)
+    assert FlowTokens(b"k" * 32).decode(path.uri.user or "") == (BROWSER, 0)
+    # The registrar's 200 goes back to the browser.
+    proxy.receive(answer(forwarded, 200, "OK"), PBX, 0.1)
+    ((ok, flow),) = sent(proxy)
+    assert isinstance(ok, Response) and (ok.status, flow) == (200, BROWSER)
+    # A call for alice comes from the PBX with the Path as its Route.
+    invite = (
+        "INVITE sip:x@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx9\r\n"
+        f"Route: {path}\r\nMax-Forwards: 70\r\n"
+        "From: <sip:bob@pbx.example.com>;tag=b1\r\nTo: <sip:alice@sbc.example.com>\r\n"
+        "Call-ID: in1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(invite, PBX, 1.0)
+    out = sent(proxy)
+    ((call, flow),) = [(m, f) for m, f in out if isinstance(m, Request)]
+    assert flow == BROWSER  # the browser's own WebSocket, found from the token alone
+    assert call.uri == "sip:x@df7jal23ls0d.invalid;transport=ws;ob"
+    outer, inner = (str(rr) for rr in call.record_routes)
+    assert "@sbc.example.com:443;transport=wss;r2=on;lr>" in outer
+    assert "@192.0.2.5:5060;r2=on;lr>" in inner
+
+
+def test_register_over_a_connection_without_path_support_gets_421(proxy: ProxyCore) -> None:
+    proxy.receive(register(supported="outbound"), BROWSER, 0.0)
+    ((response, flow),) = sent(proxy)
+    assert isinstance(response, Response) and (response.status, flow) == (421, BROWSER)
+    assert response.headers.get("Require") == "path"
+
+
+def test_forged_token_gets_403(proxy: ProxyCore) -> None:
+    bye = (
+        "BYE sip:x@df7jal23ls0d.invalid SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx7\r\n"
+        "Route: <sip:AAAAforgedtokenAAAA@192.0.2.5:5060;lr>\r\nMax-Forwards: 70\r\n"
+        "From: <sip:bob@pbx.example.com>;tag=b1\r\nTo: <sip:alice@sbc.example.com>;tag=a\r\n"
+        "Call-ID: f1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(bye, PBX, 0.0)
+    ((response, flow),) = sent(proxy)
+    assert isinstance(response, Response) and (response.status, flow) == (403, PBX)
+
+
+def test_request_to_a_flow_that_is_gone_gets_430(proxy: ProxyCore) -> None:
+    proxy.receive(register(), BROWSER, 0.0)
+    ((forwarded, _),) = sent(proxy)
+    assert isinstance(forwarded, Request)
+    (path,) = forwarded.paths
+    invite = (
+        "INVITE sip:x@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx8\r\n"
+        f"Route: {path}\r\nMax-Forwards: 70\r\n"
+        "From: <sip:bob@pbx.example.com>;tag=b1\r\nTo: <sip:alice@sbc.example.com>\r\n"
+        "Call-ID: in2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    proxy.receive(invite, PBX, 1.0)
+    sent(proxy)
+    proxy.flow_failed(BROWSER, 1.1)  # the WebSocket is closed: the transport says so
+    statuses = [(m.status, f) for m, f in sent(proxy) if isinstance(m, Response)]
+    assert statuses == [(430, PBX)]
