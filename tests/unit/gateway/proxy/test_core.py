@@ -361,12 +361,12 @@ def test_register_over_a_connection_without_path_support_gets_421(proxy: ProxyCo
 
 def test_forged_token_gets_403(proxy: ProxyCore) -> None:
     bye = (
-        "BYE sip:x@df7jal23ls0d.invalid SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx7\r\n"
-        "Route: <sip:AAAAforgedtokenAAAA@192.0.2.5:5060;lr>\r\nMax-Forwards: 70\r\n"
-        "From: <sip:bob@pbx.example.com>;tag=b1\r\nTo: <sip:alice@sbc.example.com>;tag=a\r\n"
-        "Call-ID: f1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
+        b"BYE sip:x@df7jal23ls0d.invalid SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKpbx7\r\n"
+        b"Route: <sip:AAAAforgedtokenAAAA@192.0.2.5:5060;lr>\r\nMax-Forwards: 70\r\n"
+        b"From: <sip:bob@pbx.example.com>;tag=b1\r\nTo: <sip:alice@sbc.example.com>;tag=a\r\n"
+        b"Call-ID: f1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
     proxy.receive(bye, PBX, 0.0)
     ((response, flow),) = sent(proxy)
     assert isinstance(response, Response) and (response.status, flow) == (403, PBX)
