@@ -48,6 +48,8 @@ from typing import Any, TypeVar
 from gateway.sip.errors import ParseError
 from gateway.sip.uri import SipUri, parse_uri
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MEDIA_PROFILES",
@@ -262,8 +264,33 @@ class Route:
     """Match a Request-URI whose host is this one, in the comparison form of
     :func:`_host_key`: lower case, no trailing dot, IPv6 bracketed and compressed."""
 
+    from_source: tuple[IPNetwork, ...] = ()
+    """Match requests whose source address is in one of these networks
+    (``["192.0.2.0/24", "2001:db8::/32"]``); empty: any source."""
+
     to_trunk: str
     """The trunk a matching request goes to."""
+
+    strip_prefix: str | None = None
+    """Number normalisation: remove this from the start of the user part, if there."""
+
+    add_prefix: str | None = None
+    """Number normalisation: then put this in front of it (``+44``, ``9``)."""
+
+    e164: bool = False
+    """Number normalisation: last, write the number in E.164 form with a leading
+    ``+`` (visual separators ``-.()`` and spaces removed, RFC 3966 §5.1.1)."""
+
+    def normalise(self, user: str) -> str:
+        """The Request-URI user part as this route sends it on."""
+        if self.strip_prefix is not None and user.startswith(self.strip_prefix):
+            user = user[len(self.strip_prefix) :]
+        if self.add_prefix is not None:
+            user = self.add_prefix + user
+        if self.e164:
+            digits = re.sub(r"[-.() ]|%20", "", user).lstrip("+")
+            user = f"+{digits}"
+        return user
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -562,7 +589,18 @@ _LISTENER_KEYS = (
     "idle_timeout",
 )
 _TRUNK_KEYS = ("name", "uri", "transport", "media_profile", "listener")
-_ROUTE_KEYS = ("name", "from_listener", "from_trunk", "user_prefix", "domain", "to_trunk")
+_ROUTE_KEYS = (
+    "name",
+    "from_listener",
+    "from_trunk",
+    "from_source",
+    "user_prefix",
+    "domain",
+    "to_trunk",
+    "strip_prefix",
+    "add_prefix",
+    "e164",
+)
 
 # Names are for logs, metrics and references: letters, digits and . _ - only.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -866,6 +904,16 @@ def _is_host(text: str) -> bool:
 _ORIGIN_RE = re.compile(
     r"(https?)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]?#@\s]+)(?::([0-9]{1,5}))?", re.IGNORECASE
 )
+
+
+def _network(text: str) -> str:
+    """An IPv4 or IPv6 network in CIDR form (a bare address is a /32 or /128)."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise _Invalid(
+            f"expected an address or network such as 192.0.2.0/24, got {_show(text)}"
+        ) from None
 
 
 def _origin(text: str) -> str:
@@ -1196,6 +1244,14 @@ def _route(
     domain = table.string("domain")
     if domain is not None and not _is_host(domain):
         table.error("domain", f"expected a host name or IP address, got {_show(domain)}")
+    sources = table.strings("from_source", _network)
+    rewrites = {key: table.string(key) for key in ("strip_prefix", "add_prefix")}
+    for key, value in rewrites.items():
+        if value is not None and _USER_PREFIX_RE.fullmatch(value) is None:
+            table.error(key, f"expected characters of a SIP user part, got {_show(value)}")
+    e164 = table.raw("e164", False)
+    if e164 is not None and not isinstance(e164, bool):
+        table.error("e164", f"expected true or false, got {_show(e164)}")
     table.finish()
 
     if len(report.errors) > errors:
@@ -1207,7 +1263,11 @@ def _route(
         from_trunk=found["from_trunk"],
         user_prefix=user_prefix,
         domain=None if domain is None else _host_key(domain),
+        from_source=tuple(ipaddress.ip_network(text) for text in sources),
         to_trunk=found["to_trunk"],
+        strip_prefix=rewrites["strip_prefix"],
+        add_prefix=rewrites["add_prefix"],
+        e164=e164 is True,
     )
 
 
@@ -1318,7 +1378,11 @@ def _parse(
         routes.append(route)
         later = len(sections["route"]) - 1 - position
         if later and not (
-            route.from_listener or route.from_trunk or route.user_prefix or route.domain
+            route.from_listener
+            or route.from_trunk
+            or route.user_prefix
+            or route.domain
+            or route.from_source
         ):
             report.error(
                 path,
@@ -1481,6 +1545,7 @@ def choose_route(
     source_trunk: str | None,
     ruri_user: str | None,
     ruri_host: str,
+    source_ip: str | None = None,
 ) -> Route | None:
     """The first route, in file order, whose every condition holds; None if none.
 
@@ -1491,12 +1556,19 @@ def choose_route(
             when it has none; a route with ``user_prefix`` never matches None.
         ruri_host: the Request-URI's host as written (IPv6 bracketed or not);
             compared case-insensitively, as an address for IP literals.
+        source_ip: the address the request came from, for ``from_source``; a
+            route with ``from_source`` never matches None.
     """
     host_key: str | None = None
     for route in config.routes:
         if route.from_listener is not None and route.from_listener != listener_name:
             continue
         if route.from_trunk is not None and route.from_trunk != source_trunk:
+            continue
+        if route.from_source and (
+            source_ip is None
+            or not any(ipaddress.ip_address(source_ip) in net for net in route.from_source)
+        ):
             continue
         if route.user_prefix is not None and (
             ruri_user is None or not ruri_user.startswith(route.user_prefix)

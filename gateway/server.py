@@ -7,6 +7,7 @@ pure core; here it is only put together and started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -55,12 +56,15 @@ class PolicyRouter:
         else:
             return None
         route = choose_route(
-            self.config, listener.name, self._trunk_by_address.get(source), user, host
+            self.config, listener.name, self._trunk_by_address.get(source), user, host, source[0]
         )
         if route is None:
             return None
         logger.debug("route=%s trunk=%s call-id=%s", route.name, route.to_trunk, request.call_id)
-        return self.targets[route.to_trunk]
+        target = self.targets[route.to_trunk]
+        if user is not None and (route.strip_prefix or route.add_prefix or route.e164):
+            target = dataclasses.replace(target, user=route.normalise(user))
+        return target
 
 
 async def resolve_trunk(trunk: Trunk) -> Target:

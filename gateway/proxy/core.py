@@ -662,6 +662,8 @@ def _retarget(request: Request, target: Target) -> None:
     if target.uri is None or not isinstance(ruri, SipUri):
         return
     ruri = ruri.replace(host=target.uri.host, port=target.uri.port)
+    if target.user is not None:
+        ruri = ruri.replace(user=target.user)
     if ruri.has_param("transport"):
         ruri = ruri.with_param("transport", _URI_TRANSPORT[target.transport])
     request.uri = str(ruri)

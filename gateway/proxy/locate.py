@@ -285,7 +285,7 @@ def order_srv(records: Iterable[SrvRecord], random: Callable[[], float]) -> list
     for priority in sorted(by_priority):
         # Stable sort: zero weights first, the others in the order received.
         group = sorted(by_priority[priority], key=lambda r: r.weight > 0)
-        while group:
+        while len(group) > 1:
             total = sum(max(r.weight, 0) for r in group)
             pick = _unit(random()) * total
             running = 0
@@ -296,6 +296,7 @@ def order_srv(records: Iterable[SrvRecord], random: Callable[[], float]) -> list
                     chosen = index
                     break
             ordered.append(group.pop(chosen))
+        ordered.extend(group)  # the last one, or none: no choice, no random number
     return ordered
 
 

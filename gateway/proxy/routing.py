@@ -69,6 +69,8 @@ class Target:
     """The trunk's URI: an initial request's Request-URI takes its host and port."""
     name: str = ""
     """The trunk's name, for logs."""
+    user: str | None = None
+    """The Request-URI user part the route normalised the number to, if it did."""
 
 
 class Router(Protocol):

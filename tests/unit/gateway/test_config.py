@@ -1010,3 +1010,48 @@ def test_cli_check_message_still_works(capsys: pytest.CaptureFixture[str], tmp_p
     )
     assert main(["check-message", str(path)]) == 0
     assert capsys.readouterr().out.startswith(f"{path}: valid: OPTIONS sip:bob@example.com")
+
+
+def test_routes_match_source_networks_and_normalise_numbers() -> None:
+    text = """\
+        [[listener]]
+        name = "pbx-side"
+        transport = "udp"
+        bind = "192.0.2.5:5060"
+
+        [[trunk]]
+        name = "carrier"
+        uri = "sip:198.51.100.1"
+
+        [[route]]
+        name = "international"
+        from_source = ["10.0.0.0/8", "2001:db8::/32"]
+        user_prefix = "00"
+        to_trunk = "carrier"
+        strip_prefix = "00"
+        e164 = true
+
+        [[route]]
+        name = "national"
+        to_trunk = "carrier"
+        strip_prefix = "0"
+        add_prefix = "+44"
+        """
+    config = parse_config(textwrap.dedent(text), "p.toml", Path("."))
+    international = choose_route(config, "pbx-side", None, "0044207", "x", "10.1.2.3")
+    assert international is not None and international.name == "international"
+    assert international.normalise("0044-20-7946.0000") == "+442079460000"
+    national = choose_route(config, "pbx-side", None, "0044207", "x", "192.0.2.9")
+    assert national is not None and national.name == "national"
+    assert national.normalise("02079460000") == "+442079460000"
+    v6 = choose_route(config, "pbx-side", None, "00", "x", "2001:db8::5")
+    assert v6 is not None and v6.name == "international"
+
+
+def test_bad_source_network_and_e164_are_reported() -> None:
+    route = (
+        '[[route]]\nname = "r9"\nto_trunk = "pbx"\nfrom_source = ["10.0.0.0/33"]\ne164 = "yes"\n'
+    )
+    found = errors(f"{GOOD}\n{route}")
+    assert found[0].startswith('p.toml:13: route "r9".from_source[1]: expected an address')
+    assert found[1] == "p.toml:14: route \"r9\".e164: expected true or false, got 'yes'"

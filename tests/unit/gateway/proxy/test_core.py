@@ -389,3 +389,16 @@ def test_request_to_a_flow_that_is_gone_gets_430(proxy: ProxyCore) -> None:
     proxy.flow_failed(BROWSER, 1.1)  # the WebSocket is closed: the transport says so
     statuses = [(m.status, f) for m, f in sent(proxy) if isinstance(m, Response)]
     assert statuses == [(430, PBX)]
+
+
+def test_route_normalises_the_number_in_the_request_uri() -> None:
+    class Normalising:
+        def route(self, request: Request, listener: Listener, source: Address) -> Target | None:
+            return Target("udp", PBX.remote, uri=PBX_URI, user="+442079460000")
+
+    counter = itertools.count()
+    stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), lambda: str(next(counter)))
+    proxy = ProxyCore([WSS, UDP], Normalising(), stamp)
+    proxy.receive(browser_invite(uri="sip:0044-20-7946-0000@sbc.example.com"), BROWSER, 0.0)
+    invite = next(m for m, _ in sent(proxy) if isinstance(m, Request))
+    assert invite.uri == "sip:+442079460000@192.0.2.20:5060"
