@@ -65,6 +65,7 @@ __all__ = [
     "Route",
     "Transport",
     "Trunk",
+    "TrunkTarget",
     "WedgeSettings",
     "choose_route",
     "load_config",
@@ -240,6 +241,38 @@ class Trunk:
     listener: str | None = None
     """The name of the listener whose socket sends to the trunk (same transport),
     or None to let the transport layer choose."""
+
+    targets: tuple[TrunkTarget, ...] = ()
+    """Addresses to send to instead of resolving ``uri`` (RFC 3263), chosen by
+    priority and weight as SRV records are (RFC 2782). Empty: resolve ``uri``."""
+
+    options_interval: float | None = None
+    """Seconds between OPTIONS probes of each target; None: no probes."""
+
+    options_timeout: float = 2.0
+    """A probe unanswered this long failed."""
+
+    down_after: int = 3
+    """Consecutive failures (calls or probes) that take a target out of use."""
+
+    up_after: int = 2
+    """Consecutive probe successes that bring it back."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrunkTarget:
+    """One ``targets`` entry of a trunk: an address, with SRV-style priority and weight."""
+
+    host: str
+    """An IP address, as :mod:`socket` wants it (IPv6 without brackets)."""
+
+    port: int
+
+    priority: int = 10
+    """Lower is tried first (RFC 2782)."""
+
+    weight: int = 1
+    """Share of calls among targets of one priority (RFC 2782); 0: last resort."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -588,7 +621,19 @@ _LISTENER_KEYS = (
     "origins",
     "idle_timeout",
 )
-_TRUNK_KEYS = ("name", "uri", "transport", "media_profile", "listener")
+_TRUNK_KEYS = (
+    "name",
+    "uri",
+    "transport",
+    "media_profile",
+    "listener",
+    "targets",
+    "options_interval",
+    "options_timeout",
+    "down_after",
+    "up_after",
+)
+_TARGET_KEYS = ("address", "priority", "weight")
 _ROUTE_KEYS = (
     "name",
     "from_listener",
@@ -758,6 +803,15 @@ class _Table:
             )
             return None
 
+    def integer(self, key: str, low: int, high: int) -> int | None:
+        value = self.raw(key, False)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.error(key, f"expected a whole number from {low} to {high}, got {_show(value)}")
+            return None
+        return value
+
     def seconds(self, key: str) -> float | None:
         value = self.raw(key, False)
         if value is None:
@@ -862,6 +916,18 @@ def _parse_bind(text: str) -> tuple[str, int]:
         raise _Invalid(
             "expected an IP address to bind (0.0.0.0 or [::] for every interface), "
             f"got {_show(host)}"
+        )
+    return host, _port(port)
+
+
+def _parse_target(text: str) -> tuple[str, int]:
+    """A trunk target's ``ip:port`` (a name belongs in the trunk's ``uri``, for DNS)."""
+    host, is_v6, port = _split_host_port(text)
+    if port is None:
+        raise _Invalid(f"expected ip:port, got {_show(text)}")
+    if not is_v6 and _ipv4(host) is None:
+        raise _Invalid(
+            f"expected an IP address (give a host name as the trunk's uri), got {_show(host)}"
         )
     return host, _port(port)
 
@@ -1151,6 +1217,11 @@ def _trunk(
     transport = table.choice("transport", Transport)
     media_profile = table.choice("media_profile", MediaProfile)
     listener = table.name("listener", required=False)
+    targets = _targets(table)
+    options_interval = table.seconds("options_interval")
+    options_timeout = table.seconds("options_timeout")
+    down_after = table.integer("down_after", 1, 100)
+    up_after = table.integer("up_after", 1, 100)
     table.finish()
 
     uri_transport: Transport | None = None
@@ -1213,7 +1284,51 @@ def _trunk(
         transport=effective,
         media_profile=media_profile or DEFAULT_MEDIA_PROFILES[effective],
         listener=listener,
+        targets=tuple(targets),
+        options_interval=options_interval,
+        options_timeout=options_timeout or 2.0,
+        down_after=down_after or 3,
+        up_after=up_after or 2,
     )
+
+
+def _targets(table: _Table) -> list[TrunkTarget]:
+    """A trunk's ``targets``: an array of ``{ address, priority, weight }`` tables."""
+    value = table.raw("targets", False)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        table.error(
+            "targets", f"expected an array of {{ address = ... }} tables, got {_show(value)}"
+        )
+        return []
+    targets: list[TrunkTarget] = []
+    for i, item in enumerate(value):
+        path = (*table.path, "targets", i)
+        if not isinstance(item, dict):
+            table.report.error(path, f'expected {{ address = "host:port" }}, got {_show(item)}')
+            continue
+        entry = _Table(table.report, path, item, _TARGET_KEYS)
+        address = entry.string("address", required=True)
+        priority = entry.integer("priority", 0, 65535)
+        weight = entry.integer("weight", 0, 65535)
+        entry.finish()
+        if address is None:
+            continue
+        try:
+            host, port = _parse_target(address)
+        except _Invalid as exc:
+            entry.error("address", str(exc))
+            continue
+        targets.append(
+            TrunkTarget(
+                host=host,
+                port=port,
+                priority=10 if priority is None else priority,
+                weight=1 if weight is None else weight,
+            )
+        )
+    return targets
 
 
 def _route(

@@ -45,6 +45,10 @@ class Engine:
         """Serve the flows of ``transport`` (named by its transport and bound address)."""
         self.transports[(transport.transport, transport.local)] = transport
 
+    def poke(self) -> None:
+        """Arm the timer for work the core has without any input (trunk probes)."""
+        self._pump()
+
     # -- Receiver ---------------------------------------------------------------
 
     def message_received(self, data: bytes, flow: Flow) -> None:

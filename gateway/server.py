@@ -7,85 +7,35 @@ pure core; here it is only put together and started.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import secrets
 import signal
-import socket
 from dataclasses import dataclass
 
 from certs.context import server_context
-from gateway.config import Config, Trunk, choose_route
+from gateway.config import Config
 from gateway.config import Listener as ListenerSpec
 from gateway.engine import Engine
+from gateway.policy import PolicyRouter, TrunkDirectory, health_settings
 from gateway.proxy.core import ProxyCore, ProxySettings
 from gateway.proxy.flowtoken import FlowTokens
-from gateway.proxy.routing import DEFAULT_PORTS, Listener, RouteStamp, Target, is_ip
-from gateway.sip import Request, SipUri, TelUri, parse_uri
-from gateway.sip.flow import Address
+from gateway.proxy.routing import Listener, RouteStamp
+from gateway.proxy.trunks import TrunkHealth
 from gateway.transaction import TimerConfig
 from gateway.transport.base import Transport
+from gateway.transport.dns import TrunkResolver
 from gateway.transport.loop import install_uvloop
 from gateway.transport.stream import open_stream
 from gateway.transport.udp import open_udp
 from gateway.transport.ws import open_ws
 
-__all__ = ["PolicyRouter", "Server", "resolve_trunk", "serve_forever", "start"]
+__all__ = ["Server", "serve_forever", "start"]
 
 logger = logging.getLogger("wedge")
 
 DRAIN_TIMEOUT = 5.0
 """Seconds a stopping Wedge waits for transactions under way to finish."""
-
-
-class PolicyRouter:
-    """The configured routes, as the proxy core's :class:`~gateway.proxy.routing.Router`."""
-
-    def __init__(self, config: Config, targets: dict[str, Target]) -> None:
-        self.config = config
-        self.targets = targets
-        self._trunk_by_address = {target.address: name for name, target in targets.items()}
-
-    def route(self, request: Request, listener: Listener, source: Address) -> Target | None:
-        ruri = request.ruri
-        if isinstance(ruri, SipUri):
-            user, host = ruri.user, ruri.host
-        elif isinstance(ruri, TelUri):
-            user, host = ruri.number, ""
-        else:
-            return None
-        route = choose_route(
-            self.config, listener.name, self._trunk_by_address.get(source), user, host, source[0]
-        )
-        if route is None:
-            return None
-        logger.debug("route=%s trunk=%s call-id=%s", route.name, route.to_trunk, request.call_id)
-        target = self.targets[route.to_trunk]
-        if user is not None and (route.strip_prefix or route.add_prefix or route.e164):
-            target = dataclasses.replace(target, user=route.normalise(user))
-        return target
-
-
-async def resolve_trunk(trunk: Trunk) -> Target:
-    """Where a trunk's requests go. A host name is looked up once, at start.
-
-    RFC 3263 NAPTR/SRV resolution, several targets and failover come with the
-    trunk-health work; a static address or an A/AAAA record serves until then.
-    """
-    uri = parse_uri(trunk.uri)
-    assert isinstance(uri, SipUri)  # the config loader accepts sip: and sips: only
-    transport = str(trunk.transport)
-    port = uri.port or DEFAULT_PORTS[transport]
-    host = uri.host.strip("[]")
-    if not is_ip(host):
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-        )
-        if not infos:
-            raise OSError(f"trunk {trunk.name}: {host} has no address")
-        host = str(infos[0][4][0])
-    return Target(transport, (host, port), trunk.listener, uri, trunk.name)
 
 
 @dataclass
@@ -95,6 +45,7 @@ class Server:
     engine: Engine
     transports: list[Transport]
     listeners: list[Listener]
+    resolver: TrunkResolver
 
     async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Let transactions that wait for a final response finish (up to ``drain``
@@ -107,12 +58,14 @@ class Server:
         if core is not None and core.layer.unfinished():
             logger.warning("stopping with %d transactions unfinished", core.layer.unfinished())
         self.engine.close()
+        await self.resolver.close()
         await asyncio.gather(*(transport.close() for transport in self.transports))
         logger.info("stopped")
 
 
 async def start(config: Config) -> Server:
     """Open every listener of ``config`` and start serving."""
+    loop = asyncio.get_running_loop()
     engine = Engine()
     transports: list[Transport] = []
     listeners: list[Listener] = []
@@ -129,18 +82,25 @@ async def start(config: Config) -> Server:
                     spec.name, str(spec.transport), transport.local, (spec.advertise_host, port)
                 )
             )
-        targets = {trunk.name: await resolve_trunk(trunk) for trunk in config.trunks}
+        resolver = TrunkResolver()
+        directory = TrunkDirectory(config.trunks, resolver)
+        for name in directory.resolved_by_dns():
+            await resolver.lookup(name)
+        resolver.start()
     except BaseException:
         await asyncio.gather(*(transport.close() for transport in transports))
         raise
     stamp = RouteStamp(listeners, FlowTokens(os.urandom(32)), ids=lambda: secrets.token_hex(5))
     timers = TimerConfig(config.wedge.t1, config.wedge.t2, config.wedge.t4)
+    health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
+    health.watch(directory.keys(), loop.time())
     core = ProxyCore(
         listeners,
-        PolicyRouter(config, targets),
+        PolicyRouter(config, directory),
         stamp,
-        ProxySettings(timers=timers),
+        ProxySettings(timers=timers, answer_timeout=config.wedge.t1),
         ids=lambda: secrets.token_hex(6),
+        health=health,
     )
     engine.attach(core)
     for listener in listeners:
@@ -151,9 +111,11 @@ async def start(config: Config) -> Server:
             *listener.local,
             *listener.advertise,
         )
-    for name, target in targets.items():
-        logger.info("trunk=%s transport=%s address=%s:%d", name, target.transport, *target.address)
-    return Server(engine, transports, listeners)
+    for name in directory.trunks:
+        found = ", ".join(f"{t}:{a[0]}:{a[1]}" for t, a in directory.targets(name)) or "none yet"
+        logger.info("trunk=%s targets=%s", name, found)
+    engine.poke()
+    return Server(engine, transports, listeners, resolver)
 
 
 async def _open(spec: ListenerSpec, engine: Engine) -> Transport:

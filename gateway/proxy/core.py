@@ -38,13 +38,14 @@ Things RFC 3261 leaves to the implementer, decided here:
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.proxy.routing import Listener, OwnRoute, Router, RouteStamp, Target, uri_target
+from gateway.proxy.timers import Timers
+from gateway.proxy.trunks import TargetKey, TrunkHealth
 from gateway.sip import (
     Flow,
     Headers,
@@ -92,6 +93,9 @@ class ProxySettings:
     is the RFC's advice, 180 s is what proxies use."""
     server: str = "Wedge"
     """Server header on the responses Wedge makes itself."""
+    answer_timeout: float = 0.5
+    """Seconds a trunk target may take to answer anything (a 100 Trying will do)
+    before Wedge tries the trunk's next target: one retransmission interval (T1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,17 @@ class _Forward:
     answered: bool = False
     """A final response went upstream."""
     timer_c: int = 0
-    """Token of the live Timer C heap entry (0: none)."""
+    """Token of the live Timer C (0: none)."""
+    trunk_target: TargetKey | None = None
+    """The trunk target it went to, when policy sent it to a trunk."""
+    alternatives: list[TargetKey] = field(default_factory=list)
+    """The trunk's further targets, in failover order."""
+    template: Request | None = None
+    """The request routed but not yet stamped: what a failover sends again."""
+    in_listener: Listener | None = None
+    loop_hash: str = ""
+    answer_timer: int = 0
+    """Token of the timer that moves to the next target if nothing answers (0: none)."""
 
 
 class ProxyCore:
@@ -141,6 +155,7 @@ class ProxyCore:
         stamp: writes and recognises our Via, Record-Route and Route entries.
         settings: timers and names.
         ids: a source of unique tokens for To tags (random in production).
+        health: the state of the trunks' targets, and their probe schedule.
     """
 
     def __init__(
@@ -150,8 +165,10 @@ class ProxyCore:
         stamp: RouteStamp,
         settings: ProxySettings | None = None,
         ids: Callable[[], str] | None = None,
+        health: TrunkHealth | None = None,
     ) -> None:
         self.settings = settings or ProxySettings()
+        self.health = health or TrunkHealth()
         self.layer = TransactionLayer(self.settings.timers)
         self.listeners = listeners
         self.router = router
@@ -160,8 +177,9 @@ class ProxyCore:
         self._ids = ids or (lambda: f"{next(counter):x}")
         self._by_server: dict[TransactionKey, _Forward] = {}
         self._by_client: dict[TransactionKey, _Forward] = {}
-        self._timer_c: list[tuple[float, int, _Forward]] = []
-        self._tokens = itertools.count(1)
+        self._timers = Timers()
+        # OPTIONS probes under way: their client transaction -> (target, timeout token).
+        self._probes: dict[TransactionKey, tuple[TargetKey, int]] = {}
         self._out: list[tuple[bytes, Flow]] = []
         # Call-ID -> when its INVITE was answered, for the duration logged at BYE.
         self._calls: dict[str, float] = {}
@@ -178,12 +196,8 @@ class ProxyCore:
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` has work, or None."""
-        while self._timer_c and self._timer_c[0][2].timer_c != self._timer_c[0][1]:
-            heapq.heappop(self._timer_c)
-        deadlines = [d for d in (self.layer.get_timer(),) if d is not None]
-        if self._timer_c:
-            deadlines.append(self._timer_c[0][0])
-        return min(deadlines, default=None)
+        deadlines = (self.layer.get_timer(), self._timers.get_timer(), self.health.get_timer())
+        return min((d for d in deadlines if d is not None), default=None)
 
     # -- inputs ---------------------------------------------------------------
 
@@ -210,12 +224,12 @@ class ProxyCore:
 
     def handle_timer(self, now: float) -> None:
         self._now = now
+        # Ours first: a target that failed to answer is left before the layer
+        # retransmits to it at the same instant.
+        self._timers.run_due(now)
         self.layer.handle_timer(now)
-        while self._timer_c and self._timer_c[0][0] <= now:
-            _, token, forward = heapq.heappop(self._timer_c)
-            if forward.timer_c == token:
-                forward.timer_c = 0
-                self._timer_c_fired(forward)
+        for target in self.health.due(now):
+            self._probe(target)
         self._process_events()
 
     # -- the layer's events -----------------------------------------------------
@@ -272,7 +286,7 @@ class ProxyCore:
             return
         # The request as received stays as it is, for the responses Wedge may make.
         outgoing = request.copy()
-        hop = self._next_hop(outgoing, flow, listener)
+        hop = self._next_hop(outgoing, flow, listener, forward)
         if isinstance(hop, _Refusal):
             self._reply(forward, hop.status, hop.reason)
             return
@@ -285,7 +299,10 @@ class ProxyCore:
             if refusal is not None:
                 self._reply(forward, refusal.status, refusal.reason, (("Require", "path"),))
                 return
-        self._forward(forward, outgoing, listener, out_flow, out_listener, loop_hash)
+        forward.in_listener, forward.loop_hash = listener, loop_hash
+        if forward.trunk_target is not None:
+            forward.template = outgoing.copy()
+        self._forward(forward, outgoing, out_flow, out_listener)
 
     def _validate(self, request: Request) -> _Refusal | None:
         """RFC 3261 §16.3 steps 2, 3 and 5; step 1 was the parser's, step 4 is the loop check."""
@@ -298,7 +315,9 @@ class ProxyCore:
             return _Refusal(420, "Bad Extension")
         return None
 
-    def _next_hop(self, request: Request, flow: Flow, listener: Listener) -> _Hop | _Refusal:
+    def _next_hop(
+        self, request: Request, flow: Flow, listener: Listener, forward: _Forward | None = None
+    ) -> _Hop | _Refusal:
         """Route processing (§16.4) and the choice of the next hop (§16.5)."""
         routes = request.routes
         # §16.4: a strict router put our address in the Request-URI and the
@@ -329,7 +348,7 @@ class ProxyCore:
             out = self.stamp.listener_of(back)
             return _Refusal(430, "Flow Failed") if out is None else (back, out)
         if request.to.tag is None:
-            return self._by_policy(request, flow, listener)
+            return self._by_policy(request, flow, listener, forward)
         ruri = request.ruri
         if not isinstance(ruri, SipUri) or self.stamp.is_ours(ruri):
             return _Refusal(404, "Not Found")
@@ -359,15 +378,28 @@ class ProxyCore:
             return _Refusal(503, f"No {transport.upper()} Listener")
         return Flow(transport, out.local, address), out
 
-    def _by_policy(self, request: Request, flow: Flow, listener: Listener) -> _Hop | _Refusal:
+    def _by_policy(
+        self, request: Request, flow: Flow, listener: Listener, forward: _Forward | None
+    ) -> _Hop | _Refusal:
         target = self.router.route(request, listener, flow.remote)
         if target is None:
             return _Refusal(404, "No Route")
-        out = self.stamp.listener_for(target.transport, target.address, target.listener)
-        if out is None:
-            return _Refusal(503, f"No {target.transport.upper()} Listener")
         _retarget(request, target)
-        return Flow(target.transport, out.local, target.address), out
+        keys = [(target.name, target.transport, target.address)]
+        keys += [(target.name, transport, address) for transport, address in target.alternatives]
+        usable = self.health.usable(keys, self._now)
+        if not usable:
+            return _Refusal(503, f"Trunk {target.name} Unavailable")
+        if forward is not None:
+            forward.trunk_target, forward.alternatives = usable[0], usable[1:]
+        return self._trunk_hop(usable[0], target.listener)
+
+    def _trunk_hop(self, key: TargetKey, listener: str | None) -> _Hop | _Refusal:
+        _, transport, address = key
+        out = self.stamp.listener_for(transport, address, listener)
+        if out is None:
+            return _Refusal(503, f"No {transport.upper()} Listener")
+        return Flow(transport, out.local, address), out
 
     def _add_path(self, request: Request, flow: Flow, out: Listener) -> _Refusal | None:
         """RFC 3327 §5.2: put Wedge on the path back to the client on ``flow``.
@@ -397,15 +429,11 @@ class ProxyCore:
         )
 
     def _forward(
-        self,
-        forward: _Forward,
-        request: Request,
-        in_listener: Listener,
-        out_flow: Flow,
-        out_listener: Listener,
-        loop_hash: str,
+        self, forward: _Forward, request: Request, out_flow: Flow, out_listener: Listener
     ) -> None:
         """RFC 3261 §16.6: stamp the copy and send it on a new client transaction."""
+        in_listener = forward.in_listener
+        assert in_listener is not None
         headers = request.headers
         _decrement_max_forwards(request)
         if request.method in DIALOG_METHODS and request.to.tag is None:
@@ -415,13 +443,17 @@ class ProxyCore:
                 headers.prepend("Record-Route", stamp(out_listener, out_flow, double=True))
             else:
                 headers.prepend("Record-Route", stamp(in_listener, forward.source, double=False))
-        headers.prepend("Via", self.stamp.via(out_listener, loop_hash))
+        headers.prepend("Via", self.stamp.via(out_listener, forward.loop_hash))
         forward.outgoing = request
         forward.flow = out_flow
         forward.client = self.layer.send_request(request, out_flow, self._now)
         self._by_client[forward.client] = forward
         if request.method == "INVITE":
             self._arm_timer_c(forward)
+        if forward.trunk_target is not None:
+            forward.answer_timer = self._timers.add(
+                self._now + self.settings.answer_timeout, lambda: self._no_answer(forward)
+            )
 
     def _forward_ack(self, ack: Request, flow: Flow) -> None:
         """The ACK for a 2xx: a request of its own, routed like any in-dialog one (§16.6)."""
@@ -474,14 +506,32 @@ class ProxyCore:
     # -- responses and failures -------------------------------------------------
 
     def _on_response(self, event: ResponseReceived) -> None:
+        if event.key in self._probes:
+            probed, timeout = self._probes.pop(event.key)
+            self._timers.cancel(timeout)
+            if event.response.status == 503:
+                self.health.failed(probed, self._now, "OPTIONS 503", _retry_after(event.response))
+            else:
+                self.health.succeeded(probed, self._now, probe=True)
+            return
         forward = self._by_client.get(event.key) if event.key is not None else None
         if forward is None:
             return  # the answer to a CANCEL of ours: nothing to pass on
         response = event.response
+        self._timers.cancel(forward.answer_timer)
+        status = response.status
+        target = forward.trunk_target
+        if target is not None:
+            if status == 503 and not forward.provisional:
+                retry_after = _retry_after(response)
+                self.health.failed(target, self._now, "503", retry_after)
+                if self._fail_over(forward):
+                    return
+            else:
+                self.health.succeeded(target, self._now)
         response.headers.pop_first_value("via")
         if not response.headers.get("via"):
             return  # addressed to us, not to forward
-        status = response.status
         if status < 200:
             forward.provisional = True
             if forward.cancelled:
@@ -491,7 +541,7 @@ class ProxyCore:
             if status == 100:
                 return  # hop by hop (§16.7 step 3): ours went upstream already
         else:
-            forward.timer_c = 0
+            self._timers.cancel(forward.timer_c)
             if not forward.answered:
                 self._log_call(forward, status)
                 self._track_call(forward.request, status)
@@ -499,9 +549,18 @@ class ProxyCore:
         self.layer.send_response(response, self._now)
 
     def _on_failure(self, event: TransactionTimedOut | TransportFailed) -> None:
+        probe = self._probes.pop(event.key, None)
+        if probe is not None:
+            self._timers.cancel(probe[1])
+            self.health.failed(probe[0], self._now, "OPTIONS " + type(event).__name__)
+            return
         forward = self._by_client.get(event.key)
         if forward is None or forward.answered:
             return
+        if forward.trunk_target is not None and not forward.provisional:
+            self.health.failed(forward.trunk_target, self._now, type(event).__name__)
+            if self._fail_over(forward):
+                return
         if forward.cancelled:
             status, reason = 487, "Request Terminated"
         elif isinstance(event, TransactionTimedOut):
@@ -514,6 +573,7 @@ class ProxyCore:
 
     def _timer_c_fired(self, forward: _Forward) -> None:
         """§16.8: an INVITE rang too long: cancel it if it rang, else give up with 408."""
+        forward.timer_c = 0
         if forward.answered:
             return
         if forward.provisional:
@@ -525,9 +585,97 @@ class ProxyCore:
             self._reply(forward, 408, "Request Timeout")
 
     def _arm_timer_c(self, forward: _Forward) -> None:
-        token = next(self._tokens)
-        forward.timer_c = token
-        heapq.heappush(self._timer_c, (self._now + self.settings.timer_c, token, forward))
+        self._timers.cancel(forward.timer_c)
+        forward.timer_c = self._timers.add(
+            self._now + self.settings.timer_c, lambda: self._timer_c_fired(forward)
+        )
+
+    # -- trunk targets: failover and probes -----------------------------------------
+
+    def _no_answer(self, forward: _Forward) -> None:
+        """Nothing at all came back from a trunk target in time: try the next one."""
+        forward.answer_timer = 0
+        if forward.trunk_target is None or forward.answered:
+            return
+        self.health.failed(
+            forward.trunk_target, self._now, f"no answer in {self.settings.answer_timeout:g} s"
+        )
+        if forward.alternatives:
+            self._fail_over(forward)
+
+    def _fail_over(self, forward: _Forward) -> bool:
+        """Send the request to the trunk's next usable target (RFC 3263 §4.3).
+
+        Only before anything but a 100 came back: a call that rang stays where
+        it rang. Returns False when there is no target left to try.
+        """
+        alternatives = self.health.usable(forward.alternatives, self._now)
+        if forward.provisional or forward.cancelled or not alternatives or forward.template is None:
+            return False
+        previous = forward.client
+        forward.client = None
+        if previous is not None:
+            self._by_client.pop(previous, None)
+            self.layer.terminate(previous, self._now)
+        key, forward.alternatives = alternatives[0], alternatives[1:]
+        hop = self._trunk_hop(key, None)
+        if isinstance(hop, _Refusal):
+            return False
+        old = forward.trunk_target or key
+        logger.info(
+            "failover call-id=%s trunk=%s from=%s:%s:%d to=%s:%s:%d",
+            forward.request.call_id,
+            key[0],
+            old[1],
+            *old[2],
+            key[1],
+            *key[2],
+        )
+        forward.trunk_target = key
+        self._timers.cancel(forward.timer_c)
+        self._forward(forward, forward.template.copy(), *hop)
+        return True
+
+    def _probe(self, target: TargetKey) -> None:
+        """An OPTIONS to one trunk target; any answer but 503 shows it alive."""
+        hop = self._trunk_hop(target, None)
+        if isinstance(hop, _Refusal):
+            return
+        flow, listener = hop
+        host, port = listener.advertise
+        address = f"[{target[2][0]}]" if ":" in target[2][0] else target[2][0]
+        uri = f"sip:{address}:{target[2][1]}"
+        if target[1] != "udp":
+            uri += f";transport={_URI_TRANSPORT[target[1]]}"
+        tag = self._ids()
+        options = Request(
+            "OPTIONS",
+            uri,
+            Headers.of(
+                [
+                    ("Via", self.stamp.via(listener, "probe")),
+                    ("Max-Forwards", "70"),
+                    ("From", f"<sip:wedge@{host}:{port}>;tag={tag}"),
+                    ("To", f"<{uri}>"),
+                    ("Call-ID", f"probe-{tag}@{host}"),
+                    ("CSeq", "1 OPTIONS"),
+                    ("Contact", f"<sip:wedge@{host}:{port}>"),
+                    ("User-Agent", self.settings.server),
+                    ("Content-Length", "0"),
+                ]
+            ),
+        )
+        key = self.layer.send_request(options, flow, self._now)
+        timeout = self._timers.add(
+            self._now + self.health.probe_timeout(target[0]), lambda: self._probe_timed_out(key)
+        )
+        self._probes[key] = (target, timeout)
+
+    def _probe_timed_out(self, key: TransactionKey) -> None:
+        probe = self._probes.pop(key, None)
+        if probe is not None:
+            self.health.failed(probe[0], self._now, "OPTIONS unanswered")
+            self.layer.terminate(key, self._now)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -542,7 +690,8 @@ class ProxyCore:
         if forward.answered:
             return
         forward.answered = True
-        forward.timer_c = 0
+        self._timers.cancel(forward.timer_c)
+        self._timers.cancel(forward.answer_timer)
         response = make_response(
             forward.request,
             status,
@@ -590,7 +739,8 @@ class ProxyCore:
         forward = self._by_server.pop(key, None) or self._by_client.pop(key, None)
         if forward is None:
             return
-        forward.timer_c = 0
+        self._timers.cancel(forward.timer_c)
+        self._timers.cancel(forward.answer_timer)
         self._by_server.pop(forward.server, None)
         if forward.client is not None:
             self._by_client.pop(forward.client, None)
@@ -634,6 +784,15 @@ def _mark_received(request: Request, flow: Flow) -> None:
         changed = changed.with_param("rport", str(port))
     if changed is not via:
         request.headers.replace_first_value("via", str(changed))
+
+
+def _retry_after(response: Response) -> float | None:
+    """RFC 3261 §20.33: ``Retry-After: 120 (comment);duration=...``, seconds only."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    digits = value.split(None, 1)[0].split(";", 1)[0]
+    return float(digits) if digits.isdigit() and len(digits) < 10 else None
 
 
 def _decrement_max_forwards(request: Request) -> None:

@@ -304,8 +304,8 @@ def _explicit_transport(uri: SipUri) -> str | None:
     """The transport the URI's ``transport`` parameter asks for, ``""`` if unusable.
 
     None when there is no parameter. With a sips URI, ``transport=tcp`` means TLS
-    over TCP and ``transport=ws`` WSS (RFC 3261 §19.1.2, RFC 7118 §5); SIPS over
-    UDP does not exist.
+    over TCP and ``transport=ws`` WSS; SIPS over UDP does not exist (RFC 5630:
+    sips asks for TLS on every hop).
     """
     param = uri.transport
     if param is None:
@@ -324,12 +324,13 @@ def _explicit_transport(uri: SipUri) -> str | None:
 class Resolution:
     """RFC 3263 §4 for one SIP URI, as a sans-I/O state machine.
 
-    Drive it with::
+    Drive it with (asking queries one by one works too)::
 
         while not resolution.done:
-            query = resolution.next_query()   # ask every query it hands out
-            ...
-            resolution.feed(query, answer_or_failure, now)
+            while (query := resolution.next_query()) is not None:
+                start_asking(query)
+            query, answer = await_next_answer()  # an Answer or a Failure
+            resolution.feed(query, answer, now)
 
     Queries handed out together may be asked in parallel and answered in any
     order; ``next_query()`` returns None while the rest are outstanding.

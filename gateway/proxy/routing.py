@@ -71,6 +71,8 @@ class Target:
     """The trunk's name, for logs."""
     user: str | None = None
     """The Request-URI user part the route normalised the number to, if it did."""
+    alternatives: tuple[tuple[str, Address], ...] = ()
+    """The trunk's further (transport, address) targets, in failover order."""
 
 
 class Router(Protocol):

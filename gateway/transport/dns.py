@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random as _random
@@ -58,6 +59,7 @@ __all__ = [
     "make_resolver",
     "query",
     "resolve",
+    "run",
 ]
 
 logger = logging.getLogger("wedge.dns")
@@ -182,14 +184,9 @@ async def run(
             task.cancel()
 
 
-_default_resolver: dns.asyncresolver.Resolver | None = None
-
-
+@functools.cache
 def _system_resolver() -> dns.asyncresolver.Resolver:
-    global _default_resolver
-    if _default_resolver is None:
-        _default_resolver = make_resolver()
-    return _default_resolver
+    return make_resolver()
 
 
 async def resolve(
@@ -345,13 +342,18 @@ class TrunkResolver:
     async def _resolve(self, trunk: str, uri: SipUri) -> list[Destination]:
         key = str(uri)
         resolution = Resolution(uri, self._supported, random=self._random)
-        await run(resolution, self._resolver, self._now, self._timeout)
+        try:
+            await run(resolution, self._resolver, self._now, self._timeout)
+        except Exception:
+            # A bug, not DNS (query() turns every DNS problem into a Failure): log
+            # it and carry on as for a failed lookup, so the refresh task lives.
+            logger.exception("! trunk=%s uri=%s lookup crashed", trunk, uri)
         now = self._now()
         destinations = resolution.result()
         if destinations:
             expires = max(resolution.expires, now + self._min_refresh)
             previous = self._good.get(key)
-            changed = previous is None or previous[0] != destinations
+            changed = previous is None or _describe(previous[0]) != _describe(destinations)
             logger.log(
                 logging.INFO if changed else logging.DEBUG,
                 "trunk=%s resolved=%s ttl=%s",

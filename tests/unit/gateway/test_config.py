@@ -271,7 +271,8 @@ def test_unknown_key_suggests_the_close_one() -> None:
 def test_unknown_key_without_a_close_one_lists_the_keys() -> None:
     assert error(GOOD + 'colour = "blue"\n') == (
         'p.toml:9: trunk "pbx".colour: unknown key; expected one of '
-        "name, uri, transport, media_profile, listener"
+        "name, uri, transport, media_profile, listener, targets, options_interval, "
+        "options_timeout, down_after, up_after"
     )
 
 
