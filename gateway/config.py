@@ -175,6 +175,9 @@ class WedgeSettings:
     t4: float = 5.0
     """RFC 3261 T4, seconds: the longest a message lives in the network."""
 
+    dns_servers: tuple[tuple[str, int], ...] = ()
+    """DNS servers (``ip:port``) for resolving trunks; empty: the system's."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
@@ -610,7 +613,7 @@ class _Locator:
 
 _SECTIONS = ("listener", "trunk", "route")
 _TOP_KEYS = ("wedge", *_SECTIONS)
-_WEDGE_KEYS = ("fqdn", "log_level", "log_format", "t1", "t2", "t4")
+_WEDGE_KEYS = ("fqdn", "log_level", "log_format", "t1", "t2", "t4", "dns_servers")
 _LISTENER_KEYS = (
     "name",
     "transport",
@@ -920,6 +923,12 @@ def _parse_bind(text: str) -> tuple[str, int]:
     return host, _port(port)
 
 
+def _dns_server(text: str) -> str:
+    """``ip:port`` of a DNS server: checked here, parsed where the settings are built."""
+    _parse_target(text)
+    return text
+
+
 def _parse_target(text: str) -> tuple[str, int]:
     """A trunk target's ``ip:port`` (a name belongs in the trunk's ``uri``, for DNS)."""
     host, is_v6, port = _split_host_port(text)
@@ -1021,6 +1030,7 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
     t1 = table.seconds("t1")
     t2 = table.seconds("t2")
     t4 = table.seconds("t4")
+    dns_servers = table.strings("dns_servers", _dns_server)
     if t1 is not None and t2 is not None and t1 > t2:
         key = "t2" if table.has("t2") else "t1"
         table.error(key, f"t1 ({t1:g}) must not exceed t2 ({t2:g}) (RFC 3261 §17.1.2.2)")
@@ -1039,6 +1049,9 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
             t1=defaults.t1 if t1 is None else t1,
             t2=defaults.t2 if t2 is None else t2,
             t4=defaults.t4 if t4 is None else t4,
+            dns_servers=tuple(
+                (host, port) for host, port in (_parse_target(text) for text in dns_servers)
+            ),
         ),
         fqdn is not None,
     )

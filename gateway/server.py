@@ -13,6 +13,9 @@ import secrets
 import signal
 from dataclasses import dataclass
 
+import dns.asyncresolver
+import dns.nameserver
+
 from certs.context import server_context
 from gateway.config import Config
 from gateway.config import Listener as ListenerSpec
@@ -24,7 +27,7 @@ from gateway.proxy.routing import Listener, RouteStamp
 from gateway.proxy.trunks import TrunkHealth
 from gateway.transaction import TimerConfig
 from gateway.transport.base import Transport
-from gateway.transport.dns import TrunkResolver
+from gateway.transport.dns import TrunkResolver, make_resolver
 from gateway.transport.loop import install_uvloop
 from gateway.transport.stream import open_stream
 from gateway.transport.udp import open_udp
@@ -82,7 +85,7 @@ async def start(config: Config) -> Server:
                     spec.name, str(spec.transport), transport.local, (spec.advertise_host, port)
                 )
             )
-        resolver = TrunkResolver()
+        resolver = TrunkResolver(resolver=_resolver(config))
         directory = TrunkDirectory(config.trunks, resolver)
         for name in directory.resolved_by_dns():
             await resolver.lookup(name)
@@ -116,6 +119,16 @@ async def start(config: Config) -> Server:
         logger.info("trunk=%s targets=%s", name, found)
     engine.poke()
     return Server(engine, transports, listeners, resolver)
+
+
+def _resolver(config: Config) -> dns.asyncresolver.Resolver | None:
+    """The DNS servers the policy names, or None for the system's."""
+    servers = config.wedge.dns_servers
+    if not servers:
+        return None
+    resolver = make_resolver([host for host, _ in servers])
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in servers]
+    return resolver
 
 
 async def _open(spec: ListenerSpec, engine: Engine) -> Transport:

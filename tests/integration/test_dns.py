@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
 
 import dns.asyncresolver
 import dns.flags
@@ -22,6 +21,7 @@ import pytest
 from gateway.proxy.locate import Answer, Destination, DnsError, Failure, Query, RecordType
 from gateway.sip import SipUri, parse_uri
 from gateway.transport.dns import TrunkResolver, make_resolver, query, resolve
+from tests.helpers.dns import AuthoritativeServer
 
 from .conftest import MS, TIMEOUT
 
@@ -70,59 +70,11 @@ def brief(destinations: list[Destination]) -> list[str]:
     return [str(d) for d in destinations]
 
 
-class AuthoritativeServer(asyncio.DatagramProtocol):
-    """Answers from RECORDS, NXDOMAIN or NODATA with the zone's SOA otherwise;
-    records every question; answers none while ``silent``, SERVFAIL to all while
-    ``servfail``."""
-
-    def __init__(self) -> None:
-        self.silent = False
-        self.servfail = False
-        self.port = 0
-        self.questions: list[tuple[str, str]] = []
-        self._transport: asyncio.DatagramTransport | None = None
-        self._rrsets: dict[tuple[dns.name.Name, dns.rdatatype.RdataType], dns.rrset.RRset] = {}
-        for owner, ttl, rtype, data in RECORDS:
-            name = dns.name.from_text(f"{owner}.{ZONE}")
-            rdtype = dns.rdatatype.from_text(rtype)
-            rrset = self._rrsets.setdefault(
-                (name, rdtype), dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
-            )
-            rrset.add(dns.rdata.from_text(dns.rdataclass.IN, rdtype, data), ttl)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        self.port = transport.get_extra_info("sockname")[1]
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        request = dns.message.from_wire(data)
-        question = request.question[0]
-        self.questions.append(
-            (question.name.to_text(omit_final_dot=True), dns.rdatatype.to_text(question.rdtype))
-        )
-        if self.silent or self._transport is None:
-            return
-        response = dns.message.make_response(request)
-        if self.servfail:
-            response.set_rcode(dns.rcode.SERVFAIL)
-            self._transport.sendto(response.to_wire(), addr)
-            return
-        response.flags |= dns.flags.AA
-        rrset = self._rrsets.get((question.name, question.rdtype))
-        if rrset is not None:
-            response.answer.append(rrset)
-        else:
-            if all(name != question.name for name, _ in self._rrsets):
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            response.authority.append(dns.rrset.from_text(ZONE, 3600, "IN", "SOA", SOA))
-        self._transport.sendto(response.to_wire(), addr)
-
-
 @pytest.fixture
 async def server() -> AsyncIterator[AuthoritativeServer]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        AuthoritativeServer, local_addr=("127.0.0.1", 0)
+        lambda: AuthoritativeServer(ZONE, SOA, RECORDS), local_addr=("127.0.0.1", 0)
     )
     try:
         yield protocol
