@@ -178,6 +178,10 @@ class WedgeSettings:
     dns_servers: tuple[tuple[str, int], ...] = ()
     """DNS servers (``ip:port``) for resolving trunks; empty: the system's."""
 
+    nat_keepalive: float = 0.0
+    """Seconds between keep-alives to UDP clients registered through Wedge, so
+    their NAT bindings stay open; 0: none."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
@@ -613,7 +617,16 @@ class _Locator:
 
 _SECTIONS = ("listener", "trunk", "route")
 _TOP_KEYS = ("wedge", *_SECTIONS)
-_WEDGE_KEYS = ("fqdn", "log_level", "log_format", "t1", "t2", "t4", "dns_servers")
+_WEDGE_KEYS = (
+    "fqdn",
+    "log_level",
+    "log_format",
+    "t1",
+    "t2",
+    "t4",
+    "dns_servers",
+    "nat_keepalive",
+)
 _LISTENER_KEYS = (
     "name",
     "transport",
@@ -1031,6 +1044,7 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
     t2 = table.seconds("t2")
     t4 = table.seconds("t4")
     dns_servers = table.strings("dns_servers", _dns_server)
+    nat_keepalive = table.seconds("nat_keepalive")
     if t1 is not None and t2 is not None and t1 > t2:
         key = "t2" if table.has("t2") else "t1"
         table.error(key, f"t1 ({t1:g}) must not exceed t2 ({t2:g}) (RFC 3261 §17.1.2.2)")
@@ -1049,6 +1063,7 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
             t1=defaults.t1 if t1 is None else t1,
             t2=defaults.t2 if t2 is None else t2,
             t4=defaults.t4 if t4 is None else t4,
+            nat_keepalive=nat_keepalive or 0.0,
             dns_servers=tuple(
                 (host, port) for host, port in (_parse_target(text) for text in dns_servers)
             ),

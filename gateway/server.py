@@ -101,7 +101,11 @@ async def start(config: Config) -> Server:
         listeners,
         PolicyRouter(config, directory),
         stamp,
-        ProxySettings(timers=timers, answer_timeout=config.wedge.t1),
+        ProxySettings(
+            timers=timers,
+            answer_timeout=config.wedge.t1,
+            nat_keepalive=config.wedge.nat_keepalive,
+        ),
         ids=lambda: secrets.token_hex(6),
         health=health,
     )

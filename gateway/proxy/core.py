@@ -93,6 +93,9 @@ class ProxySettings:
     is the RFC's advice, 180 s is what proxies use."""
     server: str = "Wedge"
     """Server header on the responses Wedge makes itself."""
+    nat_keepalive: float = 0.0
+    """Seconds between keep-alives (a CRLFCRLF datagram) sent to each UDP client
+    with a live registration through Wedge, so its NAT binding stays open; 0: none."""
     answer_timeout: float = 0.5
     """Seconds a trunk target may take to answer anything (a 100 Trying will do)
     before Wedge tries the trunk's next target: one retransmission interval (T1)."""
@@ -181,6 +184,9 @@ class ProxyCore:
         # OPTIONS probes under way: their client transaction -> (target, timeout token).
         self._probes: dict[TransactionKey, tuple[TargetKey, int]] = {}
         self._out: list[tuple[bytes, Flow]] = []
+        # UDP clients registered through Wedge: flow -> when the registration ends.
+        self._registered: dict[Flow, float] = {}
+        self._keepalive = 0
         # Call-ID -> when its INVITE was answered, for the duration logged at BYE.
         self._calls: dict[str, float] = {}
         self._now = 0.0
@@ -545,6 +551,8 @@ class ProxyCore:
             if not forward.answered:
                 self._log_call(forward, status)
                 self._track_call(forward.request, status)
+                if status < 300 and forward.request.method == "REGISTER":
+                    self._track_registration(forward.source, response)
             forward.answered = True
         self.layer.send_response(response, self._now)
 
@@ -718,6 +726,39 @@ class ProxyCore:
             round((self._now - forward.started) * 1000),
         )
 
+    def _track_registration(self, flow: Flow, ok: Response) -> None:
+        """Keep a NATed UDP client's binding open while its registration lasts."""
+        if self.settings.nat_keepalive <= 0 or flow.reliable:
+            return
+        expires = max(
+            (
+                _expires(contact.param("expires") or ok.headers.get("expires"))
+                for contact in ok.contacts
+            ),
+            default=0,
+        )
+        if expires <= 0:
+            self._registered.pop(flow, None)
+            return
+        self._registered[flow] = self._now + expires
+        if not self._keepalive:
+            self._keepalive = self._timers.add(
+                self._now + self.settings.nat_keepalive, self._send_keepalives
+            )
+
+    def _send_keepalives(self) -> None:
+        """RFC 5626 §4.4.1's CRLFCRLF, toward the client: UAs ignore it, NATs see traffic."""
+        self._keepalive = 0
+        for flow, until in list(self._registered.items()):
+            if until <= self._now:
+                del self._registered[flow]
+            else:
+                self._out.append((b"\r\n\r\n", flow))
+        if self._registered:
+            self._keepalive = self._timers.add(
+                self._now + self.settings.nat_keepalive, self._send_keepalives
+            )
+
     def _track_call(self, request: Request, status: int) -> None:
         """Remember when a call was answered; log its duration when a BYE ends it."""
         if request.method == "INVITE" and 200 <= status < 300 and request.to.tag is None:
@@ -784,6 +825,13 @@ def _mark_received(request: Request, flow: Flow) -> None:
         changed = changed.with_param("rport", str(port))
     if changed is not via:
         request.headers.replace_first_value("via", str(changed))
+
+
+def _expires(value: str | None) -> int:
+    """An Expires value (RFC 3261 §20.19) in seconds; 0 for none or nonsense."""
+    if value is None or not value.isdigit() or len(value) > 10:
+        return 0
+    return int(value)
 
 
 def _retry_after(response: Response) -> float | None:

@@ -25,6 +25,7 @@ from gateway.config import (
     Route,
     Transport,
     Trunk,
+    TrunkTarget,
     WedgeSettings,
     _Locator,
     choose_route,
@@ -74,7 +75,10 @@ def test_example_policy_parses() -> None:
     path = POLICIES / "example.toml"
     config = parse_config(path.read_text(), str(path), path.parent)
     assert config.wedge == WedgeSettings(
-        fqdn="sbc.example.com", log_level=LogLevel.INFO, log_format=LogFormat.TEXT
+        fqdn="sbc.example.com",
+        log_level=LogLevel.INFO,
+        log_format=LogFormat.TEXT,
+        nat_keepalive=25.0,
     )
     browsers = config.listener("browsers")
     assert browsers.transport is Transport.WSS
@@ -96,6 +100,12 @@ def test_example_policy_parses() -> None:
         transport=Transport.UDP,
         media_profile=MediaProfile.AVP,
         listener="pbx-side",
+        targets=(
+            TrunkTarget(host="10.0.0.10", port=5060, priority=10, weight=60),
+            TrunkTarget(host="10.0.0.11", port=5060, priority=10, weight=40),
+            TrunkTarget(host="10.0.0.12", port=5060, priority=20, weight=1),
+        ),
+        options_interval=30.0,
     )
     carrier = config.trunk("carrier")
     assert (carrier.transport, carrier.media_profile) == (Transport.TLS, MediaProfile.SAVP_SDES)
@@ -147,10 +157,10 @@ def test_example_policy_needs_its_certificates_to_load() -> None:
     with pytest.raises(ConfigErrors) as info:
         load_config(POLICIES / "example.toml")
     assert [(e.key, e.line) for e in info.value.errors] == [
-        ('listener "browsers".cert', 60),
-        ('listener "browsers".key', 61),
-        ('listener "carrier-tls".cert', 82),
-        ('listener "carrier-tls".key', 83),
+        ('listener "browsers".cert', 68),
+        ('listener "browsers".key', 69),
+        ('listener "carrier-tls".cert', 90),
+        ('listener "carrier-tls".key', 91),
     ]
 
 
@@ -1056,3 +1066,31 @@ def test_bad_source_network_and_e164_are_reported() -> None:
     found = errors(f"{GOOD}\n{route}")
     assert found[0].startswith('p.toml:13: route "r9".from_source[1]: expected an address')
     assert found[1] == "p.toml:14: route \"r9\".e164: expected true or false, got 'yes'"
+
+
+def test_trunk_targets_and_probes() -> None:
+    text = GOOD + (
+        'targets = [{ address = "10.0.0.10:5060", priority = 10, weight = 60 },'
+        ' { address = "[2001:db8::1]:5070" }]\n'
+        "options_interval = 30\ndown_after = 1\n"
+    )
+    (trunk,) = parse(text).trunks
+    assert [(t.host, t.port, t.priority, t.weight) for t in trunk.targets] == [
+        ("10.0.0.10", 5060, 10, 60),
+        ("2001:db8::1", 5070, 10, 1),
+    ]
+    assert (trunk.options_interval, trunk.down_after, trunk.up_after) == (30.0, 1, 2)
+
+
+def test_bad_trunk_targets_are_reported() -> None:
+    text = GOOD + (
+        'targets = [{ address = "pbx.example.com:5060" }, { address = "10.0.0.1:5060", '
+        'weight = -1 }, "10.0.0.2"]\ndown_after = 0\n'
+    )
+    found = errors(text)
+    assert any("targets[1].address: expected an IP address" in line for line in found)
+    assert any(
+        "targets[2].weight: expected a whole number from 0 to 65535" in line for line in found
+    )
+    assert any("targets[3]: expected { address" in line for line in found)
+    assert any("down_after: expected a whole number from 1 to 100, got 0" in line for line in found)

@@ -402,3 +402,24 @@ def test_route_normalises_the_number_in_the_request_uri() -> None:
     proxy.receive(browser_invite(uri="sip:0044-20-7946-0000@sbc.example.com"), BROWSER, 0.0)
     invite = next(m for m, _ in sent(proxy) if isinstance(m, Request))
     assert invite.uri == "sip:+442079460000@192.0.2.20:5060"
+
+
+def test_registered_udp_client_gets_keepalives_while_registered() -> None:
+    counter = itertools.count()
+    stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), lambda: str(next(counter)))
+    proxy = ProxyCore([WSS, UDP], ToPbx(), stamp, ProxySettings(nat_keepalive=25))
+    phone_register = register().replace(b"SIP/2.0/WSS", b"SIP/2.0/UDP")
+    proxy.receive(phone_register, PHONE, 0.0)
+    ((forwarded, _),) = sent(proxy)
+    assert isinstance(forwarded, Request)
+    ok = answer(forwarded, 200, "OK").replace(
+        b"Contact: <sip:600@192.0.2.20:5060>", b"Contact: <sip:x@10.0.0.9:5062>;expires=60"
+    )
+    proxy.receive(ok, PBX, 0.1)
+    sent(proxy)
+    keepalives = []
+    for now in (25.1, 50.1, 75.1, 100.1):
+        proxy.handle_timer(now)
+        keepalives += [(data, flow) for data, flow in proxy.datagrams_to_send()]
+    # Two while the 60 s registration lasts, then none.
+    assert keepalives == [(b"\r\n\r\n", PHONE), (b"\r\n\r\n", PHONE)]

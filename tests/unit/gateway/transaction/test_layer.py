@@ -50,9 +50,9 @@ SENT_BY = f"{UAC_ADDR[0]}:{UAC_ADDR[1]}"
 INVITE_LINE = "INVITE sip:bob@biloxi.example.com SIP/2.0"
 
 
-def start_invite(p: Pair, inv: Request | None = None, now: float = 0.0) -> tuple[
-    TransactionKey, RequestReceived
-]:
+def start_invite(
+    p: Pair, inv: Request | None = None, now: float = 0.0
+) -> tuple[TransactionKey, RequestReceived]:
     """UAC sends an INVITE, the UAS receives it and its 100 reaches the UAC."""
     key = p.uac.send_request(inv or request(), p.uac_flow, now)
     assert start_lines(p.to_uas(now)) == [INVITE_LINE]
@@ -470,9 +470,18 @@ def test_timer_durations_follow_table_4() -> None:
     config = TimerConfig()
     unreliable = {timer: config.duration(timer, False) for timer in Timer}
     assert unreliable == {
-        Timer.A: T1, Timer.B: 32.0, Timer.D: 32.0, Timer.E: T1, Timer.F: 32.0,
-        Timer.G: T1, Timer.H: 32.0, Timer.I: T4, Timer.J: 32.0, Timer.K: T4,
-        Timer.L: 32.0, Timer.M: 32.0,
+        Timer.A: T1,
+        Timer.B: 32.0,
+        Timer.D: 32.0,
+        Timer.E: T1,
+        Timer.F: 32.0,
+        Timer.G: T1,
+        Timer.H: 32.0,
+        Timer.I: T4,
+        Timer.J: 32.0,
+        Timer.K: T4,
+        Timer.L: 32.0,
+        Timer.M: 32.0,
     }
     for timer in (Timer.D, Timer.I, Timer.J, Timer.K):
         assert config.duration(timer, True) == 0.0
@@ -962,15 +971,27 @@ class Fail:
 
 _flow_index = st.integers(0, len(_FLOWS) - 1)
 _op = st.one_of(
-    st.builds(Send, st.sampled_from(["INVITE", "OPTIONS", "CANCEL", "BYE"]),
-              st.sampled_from(_BRANCHES[:3]), _flow_index),
+    st.builds(
+        Send,
+        st.sampled_from(["INVITE", "OPTIONS", "CANCEL", "BYE"]),
+        st.sampled_from(_BRANCHES[:3]),
+        _flow_index,
+    ),
     st.builds(Deliver, st.booleans(), st.lists(st.booleans(), min_size=1, max_size=3)),
     st.builds(Respond, st.integers(0, 20), st.sampled_from(_STATUSES)),
-    st.builds(InjectRequest, st.sampled_from(["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]),
-              st.sampled_from(_BRANCHES), st.sampled_from([None, TO_TAG, "x"]),
-              st.integers(1, 2)),
-    st.builds(InjectResponse, st.sampled_from(_STATUSES), st.sampled_from(_BRANCHES),
-              st.sampled_from(["INVITE", "OPTIONS", "CANCEL", "BYE", "ACK"])),
+    st.builds(
+        InjectRequest,
+        st.sampled_from(["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"]),
+        st.sampled_from(_BRANCHES),
+        st.sampled_from([None, TO_TAG, "x"]),
+        st.integers(1, 2),
+    ),
+    st.builds(
+        InjectResponse,
+        st.sampled_from(_STATUSES),
+        st.sampled_from(_BRANCHES),
+        st.sampled_from(["INVITE", "OPTIONS", "CANCEL", "BYE", "ACK"]),
+    ),
     st.builds(Advance, st.floats(0.0, 40.0)),
     st.builds(Fail, st.booleans(), _flow_index),
 )

@@ -122,15 +122,12 @@ def test_tu_misuse_is_a_local_protocol_error() -> None:
 
 def test_ict_rows_follow_figure_5_and_rfc_6026() -> None:
     assert transition(Machine.ICT, IctState.CALLING, Input.TIMER_B) == (
-        IctState.TERMINATED, (Action.REPORT_TIMEOUT,)
+        IctState.TERMINATED,
+        (Action.REPORT_TIMEOUT,),
     )
     assert transition(Machine.ICT, IctState.CALLING, Input.SUCCESS).next is IctState.ACCEPTED
-    assert transition(Machine.ICT, IctState.ACCEPTED, Input.SUCCESS).actions == (
-        Action.PASS_TO_TU,
-    )
-    assert transition(Machine.ICT, IctState.COMPLETED, Input.FAILURE).actions == (
-        Action.SEND_ACK,
-    )
+    assert transition(Machine.ICT, IctState.ACCEPTED, Input.SUCCESS).actions == (Action.PASS_TO_TU,)
+    assert transition(Machine.ICT, IctState.COMPLETED, Input.FAILURE).actions == (Action.SEND_ACK,)
     # Timer B is not counted in Proceeding (Timer C is the proxy's).
     assert LIVE_TIMERS.get(IctState.PROCEEDING, frozenset()) == frozenset()
 
@@ -145,12 +142,12 @@ def test_ist_rows_follow_figure_7_and_rfc_6026() -> None:
 
 
 def test_nict_backs_off_to_t2_and_holds_there_after_a_provisional() -> None:
-    assert Action.DOUBLE_UP_TO_T2 in transition(
-        Machine.NICT, NictState.TRYING, Input.TIMER_E
-    ).actions
-    assert Action.HOLD_AT_T2 in transition(
-        Machine.NICT, NictState.PROCEEDING, Input.TIMER_E
-    ).actions
+    assert (
+        Action.DOUBLE_UP_TO_T2 in transition(Machine.NICT, NictState.TRYING, Input.TIMER_E).actions
+    )
+    assert (
+        Action.HOLD_AT_T2 in transition(Machine.NICT, NictState.PROCEEDING, Input.TIMER_E).actions
+    )
     # INVITE: "without cap" (§17.1.1.2).
     assert Action.DOUBLE in transition(Machine.ICT, IctState.CALLING, Input.TIMER_A).actions
 
