@@ -637,3 +637,195 @@ def wedge(tmp_path: Path, request: pytest.FixtureRequest, pki: Pki) -> Iterator[
     yield start
     for process in started:
         process.stop()
+
+
+# -- network namespaces and Kamailio (test_registrar.py, test_nat.py) -----------------
+
+KAMAILIO = shutil.which("kamailio") or (
+    "/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None
+)
+KAMAILIO_CONFIGS = Path(__file__).resolve().parent / "kamailio"
+KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+_CLONE_NEWNET = 0x40000000
+
+
+def netns_socket(netns: str | None, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+    """An IPv4 socket that lives in network namespace ``netns`` (None: this one).
+
+    A socket belongs to the namespace it was made in, so a short-lived thread
+    enters ``netns`` (setns(2) moves only the calling thread), makes it and ends;
+    the test then uses the socket from anywhere.
+    """
+    if netns is None:
+        return socket.socket(socket.AF_INET, kind)
+    import ctypes
+    import threading
+
+    made: list[socket.socket | BaseException] = []
+
+    def enter() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{netns}", "rb") as handle:
+                if libc.setns(handle.fileno(), _CLONE_NEWNET) != 0:
+                    error = ctypes.get_errno()
+                    raise OSError(error, f"setns({netns}): {os.strerror(error)}")
+            made.append(socket.socket(socket.AF_INET, kind))
+        except BaseException as exc:  # handed to the caller
+            made.append(exc)
+
+    thread = threading.Thread(target=enter, name=f"netns-{netns}")
+    thread.start()
+    thread.join(STARTUP_TIMEOUT)
+    if not made:
+        raise TimeoutError(f"could not enter network namespace {netns}")
+    result = made[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def sip_options_ping(
+    host: str, port: int, netns: str | None = None, timeout: float = 0.3
+) -> bytes | None:
+    """Send one OPTIONS (no user part) over UDP to ``host:port``; its reply, or None."""
+    with netns_socket(netns) as sock:
+        sock.bind((host if host.startswith("127.") else "0.0.0.0", 0))
+        sock.settimeout(timeout)
+        local_port = sock.getsockname()[1]
+        call_id = f"ping-{os.getpid()}-{time.monotonic_ns()}"
+        message = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK-{call_id};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{host}>;tag=probe\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        try:
+            sock.sendto(message.encode(), (host, port))
+            data, _ = sock.recvfrom(65535)
+        except OSError:  # timeout, refused (ICMP port unreachable) ...
+            return None
+        return data
+
+
+class Kamailio:
+    """A running Kamailio (tests/e2e/kamailio/CFG) on one UDP address, in the foreground.
+
+    Started with its own runtime and working directory in tmp_path, stderr to a
+    log file there; ready once it answers an OPTIONS. Stopped by SIGTERM to its
+    main process, then SIGKILL to its process group (its own session) after 5 s.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        host: str,
+        port: int,
+        config: str = "registrar.cfg",
+        netns: str | None = None,
+        defines: dict[str, str] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.host = host
+        self.port = port
+        self.netns = netns
+        self.config = KAMAILIO_CONFIGS / config
+        self.log_file = folder / "kamailio.log"
+        folder.mkdir(parents=True, exist_ok=True)
+        args = [
+            KAMAILIO or "kamailio",
+            "-f", str(self.config),
+            "-DD", "-E",
+            "-Y", str(folder),
+            "-w", str(folder),
+            "-P", str(folder / "kamailio.pid"),
+            "-m", "64", "-M", "8",
+            "-A", f"KAM_IP={host}",
+            "-A", f"KAM_PORT={port}",
+            "-A", f'MODPATH="{KAMAILIO_MODULES}"',
+        ]  # fmt: skip
+        for name, value in (defines or {}).items():
+            args += ["-A", f"{name}={value}"]
+        self.args = (["ip", "netns", "exec", netns] if netns else []) + args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.host}:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return _read(self.log_file)
+
+    def start(self) -> Kamailio:
+        with self.log_file.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=self.folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"kamailio exited with {self.process.returncode} at start:\n{self.log}"
+                )
+            reply = sip_options_ping(self.host, self.port, self.netns)
+            return reply is not None and reply.startswith(b"SIP/2.0 200")
+
+        try:
+            wait_until(ready, STARTUP_TIMEOUT, f"Kamailio to answer OPTIONS on {self.uri}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- kamailio log\n{self.log}") from None
+        return self
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: only its processes
+            process.wait(5)
+        # Children still exiting after the main process: the group is ours alone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def diagnostics(self) -> tuple[str, str]:
+        code = self.process.poll() if self.process is not None else None
+        return (f"kamailio {self.uri}", f"$ {shlex.join(self.args)}\nexit: {code}\n{self.log}")
+
+
+KamailioFactory = Callable[..., Kamailio]
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[KamailioFactory]:
+    """``kamailio(host=..., port=..., netns=None, config="registrar.cfg") -> Kamailio``,
+    started and answering OPTIONS; stopped at teardown. Skips without Kamailio."""
+    if KAMAILIO is None:
+        pytest.skip("Kamailio is not installed (no 'kamailio'; Debian: apt-get install kamailio)")
+    started: list[Kamailio] = []
+
+    def start(*, host: str = "127.0.0.1", port: int, **options: object) -> Kamailio:
+        folder = tmp_path / f"kamailio{len(started)}"
+        process = Kamailio(folder, host=host, port=port, **options)  # type: ignore[arg-type]
+        started.append(process)
+        _attach(request, process.diagnostics)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
