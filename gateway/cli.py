@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+
+from certs.generate import (
+    cert_pem,
+    key_pem,
+    make_ca,
+    make_certificate,
+    spki_pin_sha256,
+    write_pem,
+)
 from gateway.config import ConfigError, Flags, config_with_flags, load_config
 from gateway.logs import LEVELS, configure_logging
 from gateway.server import serve_forever
 from gateway.sip import ParseError, Request, parse_message
+
+
+def _is_hostname(text: str) -> bool:
+    labels = text.rstrip(".").split(".")
+    return all(label and label.replace("-", "").isalnum() and label.isascii() for label in labels)
 
 
 def _version() -> str:
@@ -75,6 +91,40 @@ def check_config(paths: list[Path]) -> int:
     return 1 if failures else 0
 
 
+def certs_init(fqdn: str, out: Path) -> int:
+    """``wedge certs init``: a development CA, and server and client certificates it signed."""
+    if not _is_hostname(fqdn):
+        print(f"wedge certs init: {fqdn!r} is not a host name", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    ca, ca_key = make_ca(f"Wedge development CA for {fqdn}", now=now)
+    server, server_key = make_certificate(
+        ca, ca_key, fqdn, [fqdn, "localhost"], ["127.0.0.1"], now=now
+    )
+    client, client_key = make_certificate(ca, ca_key, f"client.{fqdn}", now=now, client=True)
+    files = {
+        "ca.pem": cert_pem(ca),
+        "ca.key": key_pem(ca_key),
+        "server.pem": cert_pem(server) + cert_pem(ca),
+        "server.key": key_pem(server_key),
+        "client.pem": cert_pem(client) + cert_pem(ca),
+        "client.key": key_pem(client_key),
+    }
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            write_pem(out / name, data)
+    except OSError as exc:
+        print(f"wedge certs init: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {', '.join(files)} to {out}/ (keys readable by you only)")
+    print(f"server certificate for {fqdn}, localhost and 127.0.0.1")
+    print(f"  SHA-256 fingerprint: {server.fingerprint(hashes.SHA256()).hex(':').upper()}")
+    print(f"  pin-sha256 (RFC 7469): {spki_pin_sha256(server)}")
+    print(f"trust {out / 'ca.pem'} in the browser or peer that connects to Wedge")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """``wedge run``: serve until Ctrl-C or SIGTERM, then drain and stop."""
     flags = Flags(
@@ -128,9 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--key", metavar="PEM", help="private key for TLS/WSS listeners")
     serve.add_argument("--log-level", choices=LEVELS)
     serve.add_argument("--log-format", choices=("text", "json"))
+    certs = commands.add_parser("certs", help="development certificates")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True)
+    init = certs_commands.add_parser(
+        "init", help="make a development CA with server and client certificates"
+    )
+    init.add_argument("--fqdn", required=True, metavar="NAME", help="the server's host name")
+    init.add_argument("--out", type=Path, default=Path("certs"), metavar="DIR")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "certs":
+        return certs_init(args.fqdn, args.out)
     if args.command == "check-message":
         return check_message(args.files)
     return check_config(args.files)
