@@ -7,6 +7,7 @@ pure core; here it is only put together and started.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -165,6 +166,21 @@ async def _open(spec: ListenerSpec, engine: Engine) -> Transport:
     )
 
 
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector from pausing the loop under load.
+
+    Wedge's per-message objects hold no reference cycles, so reference counting
+    frees them; the collector only has to scan. Its default (a young-generation
+    pass every 700 allocations, full passes over every live transaction) costs
+    pauses of tens of milliseconds at a few hundred calls a second, during which
+    datagrams pile up. Everything alive at start (modules, configuration) is
+    frozen out of its view, and passes are made rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve_forever(config: Config) -> int:
     """Serve until SIGINT or SIGTERM, then drain and stop. Returns the exit status."""
     install_uvloop()
@@ -182,6 +198,7 @@ async def _serve(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     server = await start(config)
+    _tune_garbage_collector()
     logger.info("wedge running; Ctrl-C or SIGTERM stops it")
     await stop.wait()
     logger.info("stopping: draining transactions (up to %.0f s)", DRAIN_TIMEOUT)

@@ -456,7 +456,9 @@ class ProxyCore:
         self._by_client[forward.client] = forward
         if request.method == "INVITE":
             self._arm_timer_c(forward)
-        if forward.trunk_target is not None:
+        if forward.trunk_target is not None and forward.alternatives:
+            # Only where there is another target to move to: a lone target that
+            # answers late is still the only way there (Timer B decides then).
             forward.answer_timer = self._timers.add(
                 self._now + self.settings.answer_timeout, lambda: self._no_answer(forward)
             )
@@ -608,8 +610,7 @@ class ProxyCore:
         self.health.failed(
             forward.trunk_target, self._now, f"no answer in {self.settings.answer_timeout:g} s"
         )
-        if forward.alternatives:
-            self._fail_over(forward)
+        self._fail_over(forward)
 
     def _fail_over(self, forward: _Forward) -> bool:
         """Send the request to the trunk's next usable target (RFC 3263 §4.3).

@@ -9,7 +9,9 @@ transaction layer's business (Timers A and E retransmit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING, Any, cast
 
 from gateway.sip import Flow
@@ -24,6 +26,10 @@ __all__ = ["UdpTransport", "open_udp"]
 logger = logging.getLogger("wedge.transport")
 
 _KEEP_ALIVE_BYTES = b"\r\n"
+
+
+SOCKET_BUFFER = 4 * 1024 * 1024
+"""Bytes of kernel buffer asked for each way on a UDP listener."""
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -42,6 +48,15 @@ class UdpTransport(asyncio.DatagramProtocol):
     # asyncio.DatagramProtocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A burst arriving while the loop is busy (a garbage collection, a
+            # slow callback) waits in the kernel instead of being dropped; the
+            # default ~200 KB holds a few hundred INVITEs, this several thousand.
+            # The kernel caps it at net.core.rmem_max.
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         self._endpoint = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])

@@ -96,13 +96,24 @@ def test_a_target_that_rang_is_not_failed_over() -> None:
     assert statuses == [503]
 
 
-def test_every_target_failing_gives_503_then_nothing_is_tried() -> None:
+def test_the_last_target_is_left_to_timer_b_and_stays_in_use() -> None:
+    """No answer within T1 moves on while there is somewhere to move to; the last
+    target keeps the request (Timer B decides) and is not taken out for lateness."""
     proxy = make()
     proxy.receive(browser_invite(), BROWSER, 0.0)
-    for now in (0.5, 1.0, 1.5):
+    for now in (0.5, 1.0):
         proxy.handle_timer(now)
-    out(proxy)
+    assert [to for _, to in invites(out(proxy))] == [A, B, C]
+    assert proxy.get_timer() == 1.5  # C's Timer A retransmission, no failover timer
     proxy.receive(another_call(9), BROWSER, 2.0)
+    assert [to for _, to in invites(out(proxy))] == [C]
+
+
+def test_all_targets_resting_gives_503() -> None:
+    proxy = make()
+    for key in ((A,), (B,), (C,)):
+        proxy.health.failed(("pbx", "udp", key[0]), 0.0, "test", retry_after=60)
+    proxy.receive(browser_invite(), BROWSER, 1.0)
     statuses = [(m.status, m.reason) for m, _ in out(proxy) if isinstance(m, Response)]
     assert statuses[-1] == (503, "Trunk pbx Unavailable")
 
