@@ -12,8 +12,8 @@ bookkeeping in :mod:`gateway.proxy.core`:
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -132,6 +132,12 @@ class RouteStamp:
         self.tokens = tokens
         self._ids = ids
         self._by_local = {(lst.transport, lst.local): lst for lst in self.listeners}
+        # (transport, host, port) -> listener, for the addresses we answer to.
+        self._by_address = {
+            (lst.transport, host.lower().strip("[]"), port): lst
+            for lst in self.listeners
+            for host, port in (lst.advertise, lst.local)
+        }
         self._ours = {
             (host.lower().strip("[]"), port)
             for lst in self.listeners
@@ -181,10 +187,13 @@ class RouteStamp:
             str(request.cseq.number),
             ",".join(request.headers.get_all("proxy-require")),
         )
-        return hashlib.blake2s("\n".join(parts).encode(), digest_size=5).hexdigest()
+        return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
 
     def has_looped(self, request: Request, loop_hash: str) -> bool:
         mark = f"{BRANCH_PREFIX}{loop_hash}."
+        # Most requests carry no Via of ours: look at the text before parsing any.
+        if not any(mark in line for line in request.headers.get_all("via")):
+            return False
         return any(
             (via.branch or "").startswith(mark)
             and (via.host.lower().strip("[]"), via.port or 5060) in self._ours
@@ -226,20 +235,11 @@ class RouteStamp:
     def own_route(self, route: NameAddr) -> OwnRoute | None:
         """The Route entry, if it is one of ours; with the flow its token names."""
         uri = route.uri
-        if not isinstance(uri, SipUri) or not self.is_ours(uri):
+        if not isinstance(uri, SipUri):
             return None
         transport = uri.transport or ("tls" if uri.is_secure else "udp")
         port = uri.port or DEFAULT_PORTS.get(transport, 5060)
-        listener = next(
-            (
-                lst
-                for lst in self.listeners
-                if lst.transport == transport
-                and (uri.host.lower().strip("[]"), port)
-                in {(h.lower().strip("[]"), p) for h, p in (lst.advertise, lst.local)}
-            ),
-            None,
-        )
+        listener = self._by_address.get((transport, uri.host.lower().strip("[]"), port))
         if listener is None:
             return None
         if not uri.user:

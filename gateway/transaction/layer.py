@@ -367,7 +367,7 @@ class TransactionLayer:
         if method == "ACK":
             raise LocalProtocolError("an ACK starts no transaction: use send_stateless()")
         try:
-            branch = request.via.branch if request.vias else None
+            branch = request.via.branch if "via" in request.headers else None
             cseq = request.cseq
         except ParseError as exc:
             raise LocalProtocolError(f"cannot send this request: {exc.reason}") from exc
@@ -435,7 +435,7 @@ class TransactionLayer:
     # -- matching ----------------------------------------------------------------
 
     def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
-        if not request.vias:
+        if "via" not in request.headers:
             self._drop(request, "no Via")
             return
         method = request.method
@@ -482,8 +482,7 @@ class TransactionLayer:
         return invite.key
 
     def _receive_response(self, response: Response, now: float) -> None:
-        vias = response.vias
-        branch = vias[0].branch if vias else None
+        branch = response.via.branch if "via" in response.headers else None
         txn = None
         if branch is not None:
             txn = self._client.get(TransactionKey(branch, response.cseq.method))
@@ -703,8 +702,8 @@ class TransactionLayer:
 
 def _server_key(message: Request | Response, method: str) -> TransactionKey:
     """The server transaction a message belongs to, ``method`` being the INVITE's
-    for an ACK or a CANCEL's target (§17.2.3, §9.2). Raises IndexError without Via."""
-    via = message.vias[0]
+    for an ACK or a CANCEL's target (§17.2.3, §9.2). Raises ParseError without Via."""
+    via = message.via
     branch = via.branch
     host = via.host.lower()
     sent_by = host if via.port is None else f"{host}:{via.port}"
