@@ -15,6 +15,7 @@ be tamper-proof"). A damaged or forged token decodes to None.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -47,8 +48,8 @@ class FlowTokens:
 
     def encode(self, flow: Flow) -> str:
         """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part."""
-        local = ipaddress.ip_address(flow.local[0]).packed
-        remote = ipaddress.ip_address(flow.remote[0]).packed
+        local = _packed(flow.local[0])
+        remote = _packed(flow.remote[0])
         if len(local) != len(remote):  # one of each family: write both as IPv6
             local, remote = _as_ipv6(local), _as_ipv6(remote)
         body = (
@@ -79,12 +80,23 @@ class FlowTokens:
         addresses = body[_HEAD.size + 1 :]
         if size not in (4, 16) or len(addresses) != 2 * size or transport >= len(_TRANSPORTS):
             return None
-        local: Address = (str(ipaddress.ip_address(addresses[:size])), local_port)
-        remote: Address = (str(ipaddress.ip_address(addresses[size:])), remote_port)
+        local: Address = (_text(addresses[:size]), local_port)
+        remote: Address = (_text(addresses[size:]), remote_port)
         return Flow(_TRANSPORTS[transport], local, remote, connection), worker
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._secret, body, hashlib.sha256).digest()[:_MAC_SIZE]
+
+
+# A proxy meets the same few addresses over and over: remember their forms.
+@functools.lru_cache(maxsize=4096)
+def _packed(ip: str) -> bytes:
+    return ipaddress.ip_address(ip).packed
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 def _as_ipv6(packed: bytes) -> bytes:

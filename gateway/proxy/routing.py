@@ -12,6 +12,7 @@ bookkeeping in :mod:`gateway.proxy.core`:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import zlib
 from collections.abc import Callable, Sequence
@@ -92,6 +93,7 @@ class OwnRoute:
     """It has a user part that is not a token of ours: damaged, or made up."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -156,11 +158,11 @@ class RouteStamp:
         The named one when it fits, else the first of that transport and of the
         remote address's family.
         """
-        family = ipaddress.ip_address(remote[0]).version
+        v6 = ":" in remote[0]
         fitting = [
             lst
             for lst in self.listeners
-            if lst.transport == transport and ipaddress.ip_address(lst.local[0]).version == family
+            if lst.transport == transport and (":" in lst.local[0]) == v6
         ]
         named = [lst for lst in fitting if lst.name == name]
         chosen = named or fitting

@@ -11,7 +11,7 @@ are parsed on first use and cached until that header is edited.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.sip import grammar
 from gateway.sip.errors import ParseError
@@ -469,6 +469,19 @@ def _uri(text: str, what: str) -> Uri:
 Field = tuple[str, str, str]  # (key, value, raw line)
 
 
+class View(Generic[T]):
+    """A typed reading of one header (``message.via``, ``message.cseq`` ...).
+
+    Headers cache each view's result until that header is edited.
+    """
+
+    __slots__ = ("key", "read")
+
+    def __init__(self, key: str, read: Callable[[Headers], T]) -> None:
+        self.key = key
+        self.read = read
+
+
 class Headers:
     """Header fields in wire order, looked up without regard to case or compact form.
 
@@ -485,9 +498,8 @@ class Headers:
     ) -> None:
         self._fields: list[Field] = fields if fields is not None else []
         self._groups = groups
-        # header key -> {reader: its result}: every view of a header is dropped at once
-        # when that header is edited.
-        self._cache: dict[str, dict[Callable[[Headers], Any], Any]] = {}
+        # view -> what it read; the views of a header are dropped when it is edited.
+        self._cache: dict[View[Any], Any] = {}
         self.edited = False
 
     @classmethod
@@ -550,14 +562,12 @@ class Headers:
     def raw_lines(self) -> list[str]:
         return [field[2] for field in self._fields]
 
-    def typed(self, key: str, read: Callable[[Headers], T]) -> T:
-        """``read(self)``, cached until the header ``key`` is next edited."""
-        views = self._cache.get(key)
-        if views is None:
-            views = self._cache[key] = {}
-        elif read in views:
-            return views[read]  # type: ignore[no-any-return]
-        value = views[read] = read(self)
+    def typed(self, view: View[T]) -> T:
+        """What ``view`` reads from these headers, cached until its header is edited."""
+        cache = self._cache
+        if view in cache:
+            return cache[view]  # type: ignore[no-any-return]
+        value = cache[view] = view.read(self)
         return value
 
     # -- editing -----------------------------------------------------------
@@ -565,7 +575,10 @@ class Headers:
     def _touch(self, key: str) -> None:
         self.edited = True
         self._groups = None
-        self._cache.pop(key, None)
+        cache = self._cache
+        if cache:
+            for view in [view for view in cache if view.key == key]:
+                del cache[view]
 
     def append(self, name: str, value: str) -> None:
         """Add a field line after all others."""

@@ -34,6 +34,7 @@ from gateway.sip.headers import (
     NameAddr,
     Uri,
     Via,
+    View,
     check_cseq_number,
     field_key,
 )
@@ -113,50 +114,47 @@ class Message:
 
     # -- typed views (parsed once, cached until that header is edited) -----
 
-    def _typed(self, key: str, parse: Callable[[Headers], T]) -> T:
-        return self.headers.typed(key, parse)
-
     @property
     def vias(self) -> list[Via]:
-        return self._typed("via", _vias)
+        return self.headers.typed(_VIEW_VIAS)
 
     @property
     def via(self) -> Via:
         """The top Via: the one that names the transaction (RFC 3261 §17.1.3)."""
-        return self._typed("via", _first_via)
+        return self.headers.typed(_VIEW_FIRST_VIA)
 
     @property
     def call_id(self) -> str:
-        return self._typed("call-id", _call_id)
+        return self.headers.typed(_VIEW_CALL_ID)
 
     @property
     def cseq(self) -> CSeq:
-        return self._typed("cseq", _cseq)
+        return self.headers.typed(_VIEW_CSEQ)
 
     @property
     def from_(self) -> NameAddr:
-        return self._typed("from", _from)
+        return self.headers.typed(_VIEW_FROM)
 
     @property
     def to(self) -> NameAddr:
-        return self._typed("to", _to)
+        return self.headers.typed(_VIEW_TO)
 
     @property
     def max_forwards(self) -> int | None:
-        return self._typed("max-forwards", _max_forwards)
+        return self.headers.typed(_VIEW_MAX_FORWARDS)
 
     @property
     def content_length(self) -> int | None:
-        return self._typed("content-length", _content_length)
+        return self.headers.typed(_VIEW_CONTENT_LENGTH)
 
     @property
     def content_type(self) -> MediaType | None:
-        return self._typed("content-type", _content_type)
+        return self.headers.typed(_VIEW_CONTENT_TYPE)
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; empty for ``Contact: *`` (see :attr:`is_star_contact`)."""
-        return self._typed("contact", _contacts)
+        return self.headers.typed(_VIEW_CONTACTS)
 
     @property
     def is_star_contact(self) -> bool:
@@ -165,27 +163,27 @@ class Message:
 
     @property
     def routes(self) -> list[NameAddr]:
-        return self._typed("route", _routes)
+        return self.headers.typed(_VIEW_ROUTES)
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return self._typed("record-route", _record_routes)
+        return self.headers.typed(_VIEW_RECORD_ROUTES)
 
     @property
     def paths(self) -> list[NameAddr]:
-        return self._typed("path", _paths)
+        return self.headers.typed(_VIEW_PATHS)
 
     @property
     def supported(self) -> list[str]:
-        return self._typed("supported", _supported)
+        return self.headers.typed(_VIEW_SUPPORTED)
 
     @property
     def require(self) -> list[str]:
-        return self._typed("require", _require)
+        return self.headers.typed(_VIEW_REQUIRE)
 
     @property
     def proxy_require(self) -> list[str]:
-        return self._typed("proxy-require", _proxy_require)
+        return self.headers.typed(_VIEW_PROXY_REQUIRE)
 
 
 class Request(Message):
@@ -736,3 +734,22 @@ _paths = _reader_route_list("path")
 _supported = _reader_options("supported")
 _require = _reader_options("require")
 _proxy_require = _reader_options("proxy-require")
+
+
+# The typed views, each with the header it reads.
+_VIEW_VIAS = View("via", _vias)
+_VIEW_FIRST_VIA = View("via", _first_via)
+_VIEW_CALL_ID = View("call-id", _call_id)
+_VIEW_CSEQ = View("cseq", _cseq)
+_VIEW_FROM = View("from", _from)
+_VIEW_TO = View("to", _to)
+_VIEW_MAX_FORWARDS = View("max-forwards", _max_forwards)
+_VIEW_CONTENT_LENGTH = View("content-length", _content_length)
+_VIEW_CONTENT_TYPE = View("content-type", _content_type)
+_VIEW_CONTACTS = View("contact", _contacts)
+_VIEW_ROUTES = View("route", _routes)
+_VIEW_RECORD_ROUTES = View("record-route", _record_routes)
+_VIEW_PATHS = View("path", _paths)
+_VIEW_SUPPORTED = View("supported", _supported)
+_VIEW_REQUIRE = View("require", _require)
+_VIEW_PROXY_REQUIRE = View("proxy-require", _proxy_require)
