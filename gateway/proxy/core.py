@@ -474,7 +474,8 @@ class ProxyCore:
             return
         out_flow, out_listener = hop
         _decrement_max_forwards(ack)
-        ack.headers.prepend("Via", self.stamp.via(out_listener, self.stamp.loop_hash(ack)))
+        # An ACK is never answered, so no loop check: its branch only has to be new.
+        ack.headers.prepend("Via", self.stamp.via(out_listener, "ack"))
         self.layer.send_stateless(ack, out_flow)
 
     def _on_cancel(

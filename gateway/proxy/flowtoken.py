@@ -26,6 +26,8 @@ from gateway.sip.flow import TRANSPORTS, Address, Flow
 __all__ = ["FlowTokens"]
 
 _TRANSPORTS = sorted(TRANSPORTS)
+MAX_REMEMBERED = 10_000
+"""Decoded tokens kept, oldest dropped first: about one per live dialog side."""
 _MAC_SIZE = 10  # 80 bits: RFC 2104 §5 allows truncating to half the hash and at least 80 bits.
 # transport, worker, connection id, local port, remote port, then the two addresses.
 _HEAD = struct.Struct("!BBQHH")
@@ -45,6 +47,7 @@ class FlowTokens:
             raise ValueError("a flow-token secret needs at least 16 bytes")
         self._secret = secret
         self.worker = worker
+        self._known: dict[str, tuple[Flow, int]] = {}
 
     def encode(self, flow: Flow) -> str:
         """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part."""
@@ -67,7 +70,22 @@ class FlowTokens:
         return _b64(body + self._mac(body))
 
     def decode(self, token: str) -> tuple[Flow, int] | None:
-        """The flow and worker a token names, or None if it is not one of ours."""
+        """The flow and worker a token names, or None if it is not one of ours.
+
+        Every request of a dialog carries the same tokens, so the answers for
+        good tokens are remembered (a bounded number); a bad one is checked anew.
+        """
+        known = self._known.get(token)
+        if known is not None:
+            return known
+        decoded = self._decode(token)
+        if decoded is not None:
+            if len(self._known) >= MAX_REMEMBERED:
+                del self._known[next(iter(self._known))]
+            self._known[token] = decoded
+        return decoded
+
+    def _decode(self, token: str) -> tuple[Flow, int] | None:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (ValueError, TypeError):
