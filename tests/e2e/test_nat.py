@@ -50,6 +50,7 @@ from tests.e2e.conftest import (
     _attach,
     netns_socket,
 )
+from tests.helpers.messages import answer
 
 pytestmark = pytest.mark.e2e
 
@@ -279,20 +280,9 @@ class UdpClient:
         raise TimeoutError(f"no final response to REGISTER in {timeout} s")
 
     def _answer(self, invite: Request, status: int, reason: str, body: str = "") -> str:
-        lines = [f"SIP/2.0 {status} {reason}"]
-        lines += [f"Via: {value}" for value in invite.headers.get_all("via")]
-        lines += [f"Record-Route: {entry}" for entry in invite.record_routes]
-        lines += [
-            f"From: {invite.headers.get('from')}",
-            f"To: {invite.headers.get('to')};tag={self.tag}",
-            f"Call-ID: {invite.call_id}",
-            f"CSeq: {invite.cseq}",
-            f"Contact: <{self.contact}>",
-        ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body.encode())}")
-        return "\r\n".join(lines) + "\r\n\r\n" + body
+        return answer(
+            invite, status, reason, to_tag=self.tag, contact=self.contact, body=body
+        ).decode()
 
     def answer_call(self, timeout: float = 10.0) -> tuple[Request, tuple[str, int]]:
         """Wait for an INVITE; 180 and 200 (the 200 resent every 0.5 s, RFC 3261

@@ -45,6 +45,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.siptls import SDP, UserAgent
 from tests.e2e.sipws import WsChannel, connect_ws
+from tests.helpers.messages import answer
 
 pytestmark = pytest.mark.e2e
 
@@ -198,20 +199,9 @@ class Client:
     def _answer(self, invite: Request, status: int, reason: str, body: str = "") -> Response:
         """A response to the INVITE: Via, From, Call-ID, CSeq copied, our To tag, the
         Record-Route echoed (RFC 3261 §12.1.1), our Contact."""
-        lines = [f"SIP/2.0 {status} {reason}"]
-        lines += [f"Via: {value}" for value in invite.headers.get_all("via")]
-        lines += [f"Record-Route: {entry}" for entry in invite.record_routes]
-        lines += [
-            f"From: {invite.headers.get('from')}",
-            f"To: {invite.headers.get('to')};tag={self.tag}",
-            f"Call-ID: {invite.call_id}",
-            f"CSeq: {invite.cseq}",
-            f"Contact: <{self.contact}>",
-        ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body.encode())}")
-        message = parse_message(("\r\n".join(lines) + "\r\n\r\n" + body).encode())
+        message = parse_message(
+            answer(invite, status, reason, to_tag=self.tag, contact=self.contact, body=body)
+        )
         assert isinstance(message, Response)
         return message
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.sip import Request
+
 SDP = (
     b"v=0\r\n"
     b"o=- 4858251974351650128 2 IN IP4 192.0.2.10\r\n"
@@ -72,3 +74,33 @@ def response(
         "Content-Length: 0\r\n"
         "\r\n"
     ).encode()
+
+
+def answer(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    to_tag: str = "pbx1",
+    contact: str = "sip:600@192.0.2.20:5060",
+    body: str = "",
+) -> bytes:
+    """A UAS's response to ``request`` (RFC 3261 §8.2.6, §12.1.1): Via lines, From,
+    Call-ID and CSeq copied, To with ``to_tag`` unless it has one, the
+    Record-Route echoed, a Contact, and an SDP ``body`` if given."""
+    headers = request.headers
+    to = headers.get("to") or ""
+    lines = [f"SIP/2.0 {status} {reason}"]
+    lines += [f"Via: {value}" for value in headers.get_all("via")]
+    lines += [f"Record-Route: {value}" for value in headers.get_all("record-route")]
+    lines += [
+        f"From: {headers.get('from')}",
+        f"To: {to}" if request.to.tag else f"To: {to};tag={to_tag}",
+        f"Call-ID: {request.call_id}",
+        f"CSeq: {headers.get('cseq')}",
+        f"Contact: <{contact}>",
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()

@@ -13,8 +13,9 @@ from gateway.config import parse_config
 from gateway.server import start
 from gateway.sip import Request, parse_message
 from tests.helpers.dns import AuthoritativeServer
+from tests.helpers.messages import answer
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_server import Pbx, free_port, reply
+from tests.integration.test_server import Pbx, free_port
 
 ZONE = "example.test."
 SOA = "ns.example.test. hostmaster.example.test. 1 3600 600 86400 60"
@@ -71,7 +72,7 @@ to_trunk = "pbx"
         client_transport.sendto(invite(1, edge_port, client_port), ("127.0.0.1", edge_port))
         request, wedge = await first.next_request("INVITE")
         assert request.uri == "sip:600@trunk.example.test"
-        first_transport.sendto(reply(request, 200, "OK"), wedge)
+        first_transport.sendto(answer(request, 200, "OK", contact="sip:600@127.0.0.1"), wedge)
         # The first target dies; the next call reaches the second within T1 (0.5 s).
         first_transport.close()
         sent_at = loop.time()
@@ -79,7 +80,7 @@ to_trunk = "pbx"
         request, wedge = await second.next_request("INVITE")
         assert loop.time() - sent_at < 0.5 + 0.3
         assert request.call_id == "failover-2"
-        second_transport.sendto(reply(request, 200, "OK"), wedge)
+        second_transport.sendto(answer(request, 200, "OK", contact="sip:600@127.0.0.1"), wedge)
         statuses = []
         while len(statuses) < 4:
             data, _ = await asyncio.wait_for(client.received.get(), TIMEOUT)

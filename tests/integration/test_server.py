@@ -14,6 +14,7 @@ from gateway.config import Flags, config_with_flags
 from gateway.server import start
 from gateway.sip import Request, Response, parse_message
 from gateway.transport.stream import MAX_CONNECTIONS_PER_IP, StreamTransport
+from tests.helpers.messages import answer
 from tests.integration.conftest import TIMEOUT, Pki
 
 
@@ -38,21 +39,6 @@ class Pbx(asyncio.DatagramProtocol):
             message = parse_message(data)
             if isinstance(message, Request) and message.method == method:
                 return message, addr
-
-
-def reply(request: Request, status: int, reason: str) -> bytes:
-    lines = [f"SIP/2.0 {status} {reason}"]
-    lines += [f"Via: {value}" for value in request.headers.get_all("via")]
-    lines += [f"Record-Route: {value}" for value in request.headers.get_all("record-route")]
-    lines += [
-        f"From: {request.headers.get('from')}",
-        f"To: {request.headers.get('to')}" + ("" if request.to.tag else ";tag=pbx"),
-        f"Call-ID: {request.call_id}",
-        f"CSeq: {request.headers.get('cseq')}",
-        "Contact: <sip:600@127.0.0.1>",
-        "Content-Length: 0",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 async def test_browser_call_through_wedge(pki: Pki, tmp_path: Path) -> None:
@@ -94,7 +80,9 @@ async def test_browser_call_through_wedge(pki: Pki, tmp_path: Path) -> None:
             outer, inner = (str(rr) for rr in invite.record_routes)
             assert outer.endswith(f"@127.0.0.1:{edge_port};r2=on;lr>")
             assert inner.endswith(f"@sbc.wedge.test:{wss_port};transport=wss;r2=on;lr>")
-            pbx_transport.sendto(reply(invite, 200, "OK"), wedge_addr)
+            pbx_transport.sendto(
+                answer(invite, 200, "OK", to_tag="pbx", contact="sip:600@127.0.0.1"), wedge_addr
+            )
             responses = []
             while not responses or responses[-1].status < 200:
                 message = parse_message((await asyncio.wait_for(ws.recv(), TIMEOUT)).encode())

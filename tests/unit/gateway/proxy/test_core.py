@@ -12,6 +12,7 @@ from gateway.proxy.routing import Listener, RouteStamp, Target
 from gateway.sip import Flow, Request, Response, SipUri, parse_message, parse_uri
 from gateway.sip.flow import Address
 from gateway.transaction import TimerConfig
+from tests.helpers.messages import answer
 
 WSS = Listener("browsers", "wss", ("127.0.0.1", 8443), ("sbc.example.com", 443))
 UDP = Listener("pbx-side", "udp", ("192.0.2.5", 5060), ("192.0.2.5", 5060))
@@ -58,23 +59,6 @@ def browser_invite(
 
 def sent(proxy: ProxyCore) -> list[tuple[Request | Response, Flow]]:
     return [(parse_message(data), flow) for data, flow in proxy.datagrams_to_send()]
-
-
-def answer(request: Request, status: int, reason: str, to_tag: str = "pbx1") -> bytes:
-    """The PBX's response to what Wedge forwarded it: Vias, From, To+tag, RR echoed."""
-    headers = request.headers
-    lines = [f"SIP/2.0 {status} {reason}"]
-    lines += [f"Via: {v}" for v in headers.get_all("via")]
-    lines += [f"Record-Route: {v}" for v in headers.get_all("record-route")]
-    lines += [
-        f"From: {headers.get('from')}",
-        f"To: {headers.get('to')};tag={to_tag}",
-        f"Call-ID: {request.call_id}",
-        f"CSeq: {headers.get('cseq')}",
-        "Contact: <sip:600@192.0.2.20:5060>",
-        "Content-Length: 0",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def forwarded_invite(proxy: ProxyCore) -> Request:
