@@ -474,8 +474,8 @@ class ProxyCore:
             return
         out_flow, out_listener = hop
         _decrement_max_forwards(ack)
-        # An ACK is never answered, so no loop check: its branch only has to be new.
-        ack.headers.prepend("Via", self.stamp.via(out_listener, "ack"))
+        # An ACK is never answered, so no loop check (hash 0): its branch only has to be new.
+        ack.headers.prepend("Via", self.stamp.via(out_listener, "0"))
         self.layer.send_stateless(ack, out_flow)
 
     def _on_cancel(
@@ -663,7 +663,7 @@ class ProxyCore:
             uri,
             Headers.of(
                 [
-                    ("Via", self.stamp.via(listener, "probe")),
+                    ("Via", self.stamp.via(listener, "0")),
                     ("Max-Forwards", "70"),
                     ("From", f"<sip:wedge@{host}:{port}>;tag={tag}"),
                     ("To", f"<{uri}>"),

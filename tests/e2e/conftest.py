@@ -509,26 +509,6 @@ def wedge_command(config: Path) -> list[str]:
     return [python, "-m", "gateway.cli", "run", "--config", str(config)]
 
 
-_run_available: bool | None = None
-
-
-def wedge_run_available() -> bool:
-    """Whether the ``run`` command exists yet (it is being written)."""
-    global _run_available
-    if os.environ.get("WEDGE_E2E_COMMAND"):
-        return True
-    if _run_available is None:
-        probe = subprocess.run(
-            [*wedge_command(Path("x"))[:-2], "--help"],
-            cwd=ROOT,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-        _run_available = b"invalid choice: 'run'" not in probe.stderr
-    return _run_available
-
-
 class Wedge:
     """A running ``wedge run`` process."""
 
@@ -618,12 +598,7 @@ WedgeFactory = Callable[[Policy], Wedge]
 
 @pytest.fixture
 def wedge(tmp_path: Path, request: pytest.FixtureRequest, pki: Pki) -> Iterator[WedgeFactory]:
-    """``wedge(policy) -> Wedge``, started and ready; stopped at teardown.
-
-    Skips while ``wedge run`` does not exist yet (argparse says "invalid choice").
-    """
-    if not wedge_run_available():
-        pytest.skip("'wedge run' is not implemented yet (gateway.cli has no 'run' command)")
+    """``wedge(policy) -> Wedge``, started and ready; stopped at teardown."""
     started: list[Wedge] = []
 
     def start(policy: Policy) -> Wedge:
