@@ -99,7 +99,6 @@ async def start(config: Config) -> Server:
     health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
     health.watch(directory.keys(), loop.time())
     core = ProxyCore(
-        listeners,
         PolicyRouter(config, directory),
         stamp,
         ProxySettings(

@@ -153,7 +153,6 @@ class ProxyCore:
     """A stateful edge proxy: bytes and time in, bytes and deadlines out. Does not raise.
 
     Args:
-        listeners: every socket Wedge listens on.
         router: the routing policy for initial requests.
         stamp: writes and recognises our Via, Record-Route and Route entries.
         settings: timers and names.
@@ -163,7 +162,6 @@ class ProxyCore:
 
     def __init__(
         self,
-        listeners: list[Listener],
         router: Router,
         stamp: RouteStamp,
         settings: ProxySettings | None = None,
@@ -173,7 +171,6 @@ class ProxyCore:
         self.settings = settings or ProxySettings()
         self.health = health or TrunkHealth()
         self.layer = TransactionLayer(self.settings.timers)
-        self.listeners = listeners
         self.router = router
         self.stamp = stamp
         counter = itertools.count(1)

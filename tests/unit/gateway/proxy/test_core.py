@@ -37,7 +37,7 @@ def proxy() -> ProxyCore:
     counter = itertools.count(1)
     stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), ids=lambda: f"b{next(counter)}")
     settings = ProxySettings(timers=TimerConfig(t1=0.5))
-    return ProxyCore([WSS, UDP], ToPbx(), stamp, settings, ids=lambda: "tag1")
+    return ProxyCore(ToPbx(), stamp, settings, ids=lambda: "tag1")
 
 
 def browser_invite(
@@ -221,7 +221,7 @@ def test_requests_refused_with_the_rfc_status(proxy: ProxyCore, data: bytes, sta
 
 
 def test_options_to_wedge_itself_is_answered() -> None:
-    proxy = ProxyCore([WSS, UDP], ToPbx(), RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), str))
+    proxy = ProxyCore(ToPbx(), RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), str))
     data = browser_invite("OPTIONS", uri="sip:192.0.2.5:5060").replace(
         b"To: <sip:600@sbc.example.com>", b"To: <sip:192.0.2.5>;tag=x"
     )
@@ -240,7 +240,7 @@ def test_loop_is_detected() -> None:
 
     ids = itertools.count()
     stamp = RouteStamp([UDP], FlowTokens(b"k" * 32), lambda: str(next(ids)))
-    proxy = ProxyCore([UDP], BackToUs(), stamp)
+    proxy = ProxyCore(BackToUs(), stamp)
     proxy.receive(browser_invite("MESSAGE"), PHONE, 0.0)
     ((looped, flow),) = sent(proxy)
     assert flow.remote == UDP.local
@@ -382,7 +382,7 @@ def test_route_normalises_the_number_in_the_request_uri() -> None:
 
     counter = itertools.count()
     stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), lambda: str(next(counter)))
-    proxy = ProxyCore([WSS, UDP], Normalising(), stamp)
+    proxy = ProxyCore(Normalising(), stamp)
     proxy.receive(browser_invite(uri="sip:0044-20-7946-0000@sbc.example.com"), BROWSER, 0.0)
     invite = next(m for m, _ in sent(proxy) if isinstance(m, Request))
     assert invite.uri == "sip:+442079460000@192.0.2.20:5060"
@@ -391,7 +391,7 @@ def test_route_normalises_the_number_in_the_request_uri() -> None:
 def test_registered_udp_client_gets_keepalives_while_registered() -> None:
     counter = itertools.count()
     stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), lambda: str(next(counter)))
-    proxy = ProxyCore([WSS, UDP], ToPbx(), stamp, ProxySettings(nat_keepalive=25))
+    proxy = ProxyCore(ToPbx(), stamp, ProxySettings(nat_keepalive=25))
     phone_register = register().replace(b"SIP/2.0/WSS", b"SIP/2.0/UDP")
     proxy.receive(phone_register, PHONE, 0.0)
     ((forwarded, _),) = sent(proxy)

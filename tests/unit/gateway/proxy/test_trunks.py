@@ -29,9 +29,7 @@ def make(settings: HealthSettings | None = None) -> ProxyCore:
     counter = itertools.count()
     stamp = RouteStamp([WSS, UDP], FlowTokens(b"k" * 32), lambda: str(next(counter)))
     health = TrunkHealth({"pbx": settings or HealthSettings(down_after=1)})
-    return ProxyCore(
-        [WSS, UDP], ThreeTargets(), stamp, ProxySettings(answer_timeout=0.5), health=health
-    )
+    return ProxyCore(ThreeTargets(), stamp, ProxySettings(answer_timeout=0.5), health=health)
 
 
 def another_call(number: int) -> bytes:
