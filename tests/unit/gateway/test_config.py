@@ -27,11 +27,11 @@ from gateway.config import (
     Trunk,
     TrunkTarget,
     WedgeSettings,
-    _Locator,
     choose_route,
     load_config,
     parse_config,
 )
+from gateway.config.locator import Locator
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "policies"
@@ -827,7 +827,7 @@ def test_locator_skips_values_that_look_like_keys() -> None:
         """
     )
     tomllib.loads(text)  # valid TOML
-    locator = _Locator(text)
+    locator = Locator(text)
     assert locator.line(("top",)) == 2
     assert locator.line(("wedge",)) == 3
     assert locator.line(("wedge", "doc")) == 4
@@ -916,7 +916,7 @@ def test_locator_finds_generated_keys(blocks: list[tuple[str, list[str]]]) -> No
             lines[-1:] = lines[-1].split("\n")
     text = "\n".join(lines) + "\n"
     tomllib.loads(text)  # the generator only writes valid TOML
-    locator = _Locator(text)
+    locator = Locator(text)
     for path, line in expected.items():
         assert locator.line(path) == line, (path, text)
 
@@ -928,7 +928,7 @@ def test_locator_never_fails_on_valid_toml(text: str) -> None:
         tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError, ValueError):
         return
-    _Locator(text)
+    Locator(text)
     with contextlib.suppress(ConfigError):
         parse_config(text, "p.toml", BASE)
 

@@ -1,34 +1,4 @@
-"""Wedge's configuration: a policy file in, frozen values or errors out.
-
-A policy file (``policies/*.toml``, documented key by key in
-``policies/example.toml``) has four parts::
-
-    [wedge]        global settings: advertised FQDN, logging, RFC 3261 timers
-    [[listener]]   sockets Wedge listens on (udp, tcp, tls, ws, wss)
-    [[trunk]]      SIP peers Wedge sends to (a PBX, a carrier, a Teams-style trunk)
-    [[route]]      which trunk an initial request goes to; first match wins
-
-:func:`parse_config` is pure: text in, a :class:`Config` or a :class:`ConfigError`
-out, so a bad policy is a unit test. :func:`load_config` is the thin wrapper that
-reads the file and checks that certificate files exist, the only I/O here.
-Decisions over the values (:func:`choose_route`) are pure functions too; code
-is handed a :class:`Config`, it never reads one globally (STYLE.md §3.4).
-
-Errors::
-
-    ConfigError        one problem: source file, line, dotted key, message
-    └── ConfigErrors   several problems found in one pass, sorted by line
-
-Both have an ``errors`` tuple (a lone :class:`ConfigError` is its own one-element
-tuple), so ``for err in exc.errors: print(err)`` prints one line per problem::
-
-    policies/x.toml:12: listener "browsers".bind: expected host:port, got '0.0.0.0'
-
-Keys name array entries by their ``name`` when it is valid (``listener
-"browsers"``), else by 1-based position (``listener[2]``), the way an operator
-counts them in the file. Line numbers come from :class:`_Locator`, a scan of
-the text that tomllib has already accepted (tomllib reports no value positions).
-"""
+"""Reading a policy: TOML text and command-line flags in, a Config or ConfigErrors out."""
 
 from __future__ import annotations
 
@@ -39,577 +9,31 @@ import json
 import math
 import re
 import tomllib
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.config.errors import ConfigError, ConfigErrors
+from gateway.config.locator import BARE_KEY, KeyPath, Locator
+from gateway.config.schema import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MEDIA_PROFILES,
+    MAX_CONFIG_CHARS,
+    MAX_DURATION,
+    Config,
+    Listener,
+    LogFormat,
+    LogLevel,
+    MediaProfile,
+    Route,
+    Transport,
+    Trunk,
+    TrunkTarget,
+    WedgeSettings,
+)
 from gateway.sip.errors import ParseError
 from gateway.sip.uri import SipUri, parse_uri
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-__all__ = [
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_MEDIA_PROFILES",
-    "MAX_CONFIG_CHARS",
-    "MAX_DURATION",
-    "Config",
-    "ConfigError",
-    "ConfigErrors",
-    "Listener",
-    "LogFormat",
-    "LogLevel",
-    "MediaProfile",
-    "Route",
-    "Transport",
-    "Trunk",
-    "TrunkTarget",
-    "WedgeSettings",
-    "choose_route",
-    "load_config",
-    "parse_config",
-]
-
-# A policy file is a few kilobytes. Anything past a megabyte is the wrong file (a
-# log, a capture, /dev/zero), and refusing it early keeps the one read bounded.
-MAX_CONFIG_CHARS = 1_000_000
-
-# The longest duration any key accepts, in seconds: a day. Longer values are unit
-# mistakes (milliseconds written as seconds), and 64*T1 must stay finite.
-MAX_DURATION = 86_400.0
-
-# How long a stream or WebSocket connection may stay silent before Wedge closes
-# it, when the listener does not say. Five minutes outlasts CRLF and WebSocket
-# keep-alives (RFC 5626 §4.4.1 suggests 95-120 s for stream flows).
-DEFAULT_IDLE_TIMEOUT = 300.0
-
-
-# ---------------------------------------------------------------------------
-# Values
-# ---------------------------------------------------------------------------
-
-
-class Transport(enum.StrEnum):
-    """A SIP transport; the values are the lower-case names used in Via and URIs."""
-
-    UDP = "udp"
-    TCP = "tcp"
-    TLS = "tls"
-    WS = "ws"
-    WSS = "wss"
-
-    @property
-    def secure(self) -> bool:
-        """True for the transports that need a certificate (tls, wss)."""
-        return self is Transport.TLS or self is Transport.WSS
-
-    @property
-    def websocket(self) -> bool:
-        """True for ws and wss (RFC 7118)."""
-        return self is Transport.WS or self is Transport.WSS
-
-
-class MediaProfile(enum.StrEnum):
-    """How a leg's SDP looks (ARCHITECTURE.md §5)."""
-
-    AVP = "avp"
-    """``RTP/AVP``: plain RTP, no ICE, no crypto (a PBX over UDP or TCP)."""
-    SAVP_SDES = "savp-sdes"
-    """``RTP/SAVP`` with SDES ``a=crypto`` keys (a TLS trunk)."""
-    WEBRTC = "webrtc"
-    """``UDP/TLS/RTP/SAVPF`` with ICE, DTLS-SRTP and rtcp-mux (a browser)."""
-
-
-DEFAULT_MEDIA_PROFILES: dict[Transport, MediaProfile] = {
-    Transport.UDP: MediaProfile.AVP,
-    Transport.TCP: MediaProfile.AVP,
-    Transport.TLS: MediaProfile.SAVP_SDES,
-    Transport.WS: MediaProfile.WEBRTC,
-    Transport.WSS: MediaProfile.WEBRTC,
-}
-"""The media profile a trunk gets when its policy names none, by its transport."""
-
-
-class LogLevel(enum.StrEnum):
-    """The least severe log record Wedge emits; the names of :mod:`logging` levels."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-class LogFormat(enum.StrEnum):
-    """How log records are written."""
-
-    TEXT = "text"
-    """One human-readable line per record."""
-    JSON = "json"
-    """One JSON object per line, for a log collector."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WedgeSettings:
-    """The ``[wedge]`` table: settings for the whole process."""
-
-    fqdn: str | None = None
-    """The host name advertised by tls and wss listeners that have no
-    ``advertise`` of their own (what their certificate names). None: not set."""
-
-    log_level: LogLevel = LogLevel.INFO
-    """The least severe record that gets logged."""
-
-    log_format: LogFormat = LogFormat.TEXT
-    """Human-readable lines or JSON lines."""
-
-    t1: float = 0.5
-    """RFC 3261 T1, seconds: the RTT estimate; first retransmission interval, and
-    64*T1 is the transaction timeout (§17.1.1.1)."""
-
-    t2: float = 4.0
-    """RFC 3261 T2, seconds: the longest retransmission interval for non-INVITE
-    requests and INVITE responses. At least T1."""
-
-    t4: float = 5.0
-    """RFC 3261 T4, seconds: the longest a message lives in the network."""
-
-    dns_servers: tuple[tuple[str, int], ...] = ()
-    """DNS servers (``ip:port``) for resolving trunks; empty: the system's."""
-
-    nat_keepalive: float = 0.0
-    """Seconds between keep-alives to UDP clients registered through Wedge, so
-    their NAT bindings stay open; 0: none."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Listener:
-    """One ``[[listener]]``: a socket Wedge accepts SIP on."""
-
-    name: str
-    """Unique among listeners; trunks and routes refer to it."""
-
-    transport: Transport
-    """The SIP transport the socket speaks."""
-
-    bind_host: str
-    """The IP address to bind, as :mod:`socket` wants it: IPv6 without brackets;
-    ``0.0.0.0`` or ``::`` for every interface."""
-
-    bind_port: int
-    """The port to bind, 1..65535."""
-
-    advertise_host: str
-    """The host put in Via, Record-Route and Path for this socket, ready for a SIP
-    header: a name, an IPv4 address or a bracketed IPv6 address. Taken from
-    ``advertise``, else ``[wedge] fqdn`` for tls/wss, else the bind address (a
-    wildcard bind must say what to advertise)."""
-
-    advertise_port: int
-    """The port put in those headers; the bind port unless ``advertise`` names one
-    (a port-forwarding load balancer in front)."""
-
-    cert: Path | None = None
-    """tls/wss: the certificate chain file (PEM), relative paths resolved against
-    the policy file's directory. None for other transports."""
-
-    key: Path | None = None
-    """tls/wss: the private key file (PEM), resolved like ``cert``."""
-
-    origins: tuple[str, ...] = ()
-    """ws/wss: the allowed ``Origin`` header values, lower case
-    (``https://phone.example.com``). Empty: any origin, or none, is accepted."""
-
-    idle_timeout: float | None = None
-    """tcp/tls/ws/wss: seconds a connection may stay silent before it is closed.
-    None for udp, which has no connections."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Trunk:
-    """One ``[[trunk]]``: a SIP peer that routes send requests to."""
-
-    name: str
-    """Unique among trunks; routes refer to it."""
-
-    uri: str
-    """Where requests go, a ``sip:`` or ``sips:`` URI as written in the policy
-    (validated here, parsed again by the layer that resolves it, RFC 3263)."""
-
-    transport: Transport
-    """The transport towards the trunk: ``transport`` in the policy, else the URI's
-    ``;transport=``, else udp (tls for ``sips:``)."""
-
-    media_profile: MediaProfile
-    """The SDP profile of this leg: ``media_profile`` in the policy, else
-    :data:`DEFAULT_MEDIA_PROFILES` for the transport."""
-
-    listener: str | None = None
-    """The name of the listener whose socket sends to the trunk (same transport),
-    or None to let the transport layer choose."""
-
-    targets: tuple[TrunkTarget, ...] = ()
-    """Addresses to send to instead of resolving ``uri`` (RFC 3263), chosen by
-    priority and weight as SRV records are (RFC 2782). Empty: resolve ``uri``."""
-
-    options_interval: float | None = None
-    """Seconds between OPTIONS probes of each target; None: no probes."""
-
-    options_timeout: float = 2.0
-    """A probe unanswered this long failed."""
-
-    down_after: int = 3
-    """Consecutive failures (calls or probes) that take a target out of use."""
-
-    up_after: int = 2
-    """Consecutive probe successes that bring it back."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrunkTarget:
-    """One ``targets`` entry of a trunk: an address, with SRV-style priority and weight."""
-
-    host: str
-    """An IP address, as :mod:`socket` wants it (IPv6 without brackets)."""
-
-    port: int
-
-    priority: int = 10
-    """Lower is tried first (RFC 2782)."""
-
-    weight: int = 1
-    """Share of calls among targets of one priority (RFC 2782); 0: last resort."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Route:
-    """One ``[[route]]``. Every condition that is set must hold; none set matches
-    every request. Routes are tried in file order (:func:`choose_route`)."""
-
-    name: str
-    """Unique among routes; shows up in logs."""
-
-    from_listener: str | None = None
-    """Match requests that arrived on this listener."""
-
-    from_trunk: str | None = None
-    """Match requests that came from this trunk's address."""
-
-    user_prefix: str | None = None
-    """Match a Request-URI whose user part starts with this, compared as written
-    (escapes kept, case-sensitive like a user part, RFC 3261 §19.1.4)."""
-
-    domain: str | None = None
-    """Match a Request-URI whose host is this one, in the comparison form of
-    :func:`_host_key`: lower case, no trailing dot, IPv6 bracketed and compressed."""
-
-    from_source: tuple[IPNetwork, ...] = ()
-    """Match requests whose source address is in one of these networks
-    (``["192.0.2.0/24", "2001:db8::/32"]``); empty: any source."""
-
-    to_trunk: str
-    """The trunk a matching request goes to."""
-
-    strip_prefix: str | None = None
-    """Number normalisation: remove this from the start of the user part, if there."""
-
-    add_prefix: str | None = None
-    """Number normalisation: then put this in front of it (``+44``, ``9``)."""
-
-    e164: bool = False
-    """Number normalisation: last, write the number in E.164 form with a leading
-    ``+`` (visual separators ``-.()`` and spaces removed, RFC 3966 §5.1.1)."""
-
-    def normalise(self, user: str) -> str:
-        """The Request-URI user part as this route sends it on."""
-        if self.strip_prefix is not None and user.startswith(self.strip_prefix):
-            user = user[len(self.strip_prefix) :]
-        if self.add_prefix is not None:
-            user = self.add_prefix + user
-        if self.e164:
-            digits = re.sub(r"[-.() ]|%20", "", user).lstrip("+")
-            user = f"+{digits}"
-        return user
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
-    """A whole policy file, validated."""
-
-    wedge: WedgeSettings
-    """The ``[wedge]`` settings (all defaults when the table is absent)."""
-
-    listeners: tuple[Listener, ...]
-    """At least one, in file order."""
-
-    trunks: tuple[Trunk, ...]
-    """In file order; may be empty."""
-
-    routes: tuple[Route, ...]
-    """In file order, which is the order they are tried in; may be empty."""
-
-    source: str
-    """The file the policy came from, as error messages name it."""
-
-    def listener(self, name: str) -> Listener:
-        """The listener called ``name``; KeyError if there is none."""
-        for listener in self.listeners:
-            if listener.name == name:
-                return listener
-        raise KeyError(name)
-
-    def trunk(self, name: str) -> Trunk:
-        """The trunk called ``name``; KeyError if there is none."""
-        for trunk in self.trunks:
-            if trunk.name == name:
-                return trunk
-        raise KeyError(name)
-
-
-# ---------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------
-
-
-class ConfigError(Exception):
-    """A policy file is wrong, and where.
-
-    ``str()`` is ``source:line: key: message``; the line is left out when it is
-    not known, the key when the problem is the file as a whole, and a TOML syntax
-    error adds the column (``source:line:column: message``).
-    """
-
-    def __init__(
-        self,
-        source: str,
-        line: int | None,
-        key: str,
-        message: str,
-        column: int | None = None,
-    ) -> None:
-        self.source = source
-        """The file, as given to :func:`load_config` or :func:`parse_config`."""
-        self.line = line
-        """1-based line of the key (or of its table's header when the key is
-        missing), None when it cannot be known."""
-        self.column = column
-        """1-based column; only TOML syntax errors have one."""
-        self.key = key
-        """Dotted key such as ``listener "browsers".bind``; ``""`` for the file."""
-        self.message = message
-        """What is wrong, e.g. ``expected host:port, got '0.0.0.0'``."""
-        super().__init__(self._format())
-
-    def _format(self) -> str:
-        where = self.source
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-
-    def __str__(self) -> str:
-        return self._format()
-
-    @property
-    def errors(self) -> tuple[ConfigError, ...]:
-        """Every problem found: just this one."""
-        return (self,)
-
-
-class ConfigErrors(ConfigError):
-    """Several problems found in one pass. The attributes are the first error's;
-    :attr:`errors` holds them all, sorted by line; ``str()`` is one per line."""
-
-    def __init__(self, errors: Sequence[ConfigError]) -> None:
-        if not errors:
-            raise ValueError("ConfigErrors needs at least one error")
-        self._errors = tuple(errors)
-        first = self._errors[0]
-        super().__init__(first.source, first.line, first.key, first.message, first.column)
-
-    def _format(self) -> str:
-        return "\n".join(str(error) for error in self._errors)
-
-    @property
-    def errors(self) -> tuple[ConfigError, ...]:
-        return self._errors
-
-
-# ---------------------------------------------------------------------------
-# Line locator
-# ---------------------------------------------------------------------------
-
-# A key path inside the parsed document: table keys, and 0-based indices into
-# arrays of tables. ("listener", 1, "bind") is `bind` in the second [[listener]].
-_KeyPath = tuple[str | int, ...]
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class _Locator:
-    """Where each key of a valid TOML document is written.
-
-    One pass over the text: table headers (``[a.b]``, ``[[a]]``) set the current
-    table, counting array-of-tables entries per parent so ``[[listener]]`` number
-    two is ``("listener", 1)``; every ``key =`` line records ``table + key``.
-    Values are skipped (strings of all four kinds, arrays over several lines,
-    inline tables) so nothing inside them is taken for a key; the items of an
-    array value get their own lines (``key + (i,)``). Keys inside inline tables
-    get none: :meth:`line` then answers with the closest enclosing path that has one.
-
-    Only ever run on text :func:`tomllib.loads` accepted, so it need not diagnose.
-    """
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._newlines = [m.start() for m in re.finditer("\n", text)]
-        self._lines: dict[_KeyPath, int] = {}
-        self._scan()
-
-    def line(self, path: _KeyPath) -> int | None:
-        """The line of ``path``, else of its nearest ancestor that has one."""
-        while path:
-            line = self._lines.get(path)
-            if line is not None:
-                return line
-            path = path[:-1]
-        return None
-
-    def _line_at(self, pos: int) -> int:
-        return bisect_left(self._newlines, pos) + 1
-
-    def _scan(self) -> None:
-        text = self._text
-        end = len(text)
-        pos = 0
-        table: _KeyPath = ()
-        counts: dict[_KeyPath, int] = {}
-        while pos < end:
-            char = text[pos]
-            if char in " \t\r\n":
-                pos += 1
-            elif char == "#":
-                pos = self._end_of_line(pos)
-            elif char == "[":
-                line = self._line_at(pos)
-                array = text.startswith("[[", pos)
-                keys, pos = self._key(pos + (2 if array else 1))
-                pos += 2 if array else 1  # the closing ] or ]]
-                table = self._resolve(keys, array, counts)
-                for depth in range(1, len(table) + 1):  # [[a]] also places a
-                    self._lines.setdefault(table[:depth], line)
-            else:
-                line = self._line_at(pos)
-                keys, pos = self._key(pos)
-                pos += 1  # the =
-                for depth in range(1, len(keys) + 1):
-                    self._lines.setdefault(table + tuple(keys[:depth]), line)
-                pos = self._skip_value(pos, table + tuple(keys))
-
-    @staticmethod
-    def _resolve(keys: list[str], array: bool, counts: dict[_KeyPath, int]) -> _KeyPath:
-        """The path a header names; ``[[a]]`` entries get their index."""
-        path: _KeyPath = ()
-        for i, key in enumerate(keys):
-            path += (key,)
-            if i == len(keys) - 1 and array:
-                counts[path] = counts.get(path, 0) + 1
-                path += (counts[path] - 1,)
-            elif path in counts:  # [a.b] after [[a]] is inside a's last entry
-                path += (counts[path] - 1,)
-        return path
-
-    def _key(self, pos: int) -> tuple[list[str], int]:
-        """A dotted key starting at or after ``pos``; returns the parts and the
-        position of the character after it (``=``, ``]``) with blanks skipped."""
-        text = self._text
-        keys: list[str] = []
-        while True:
-            pos = self._skip_blanks(pos)
-            if text[pos] in "\"'":
-                after = self._skip_string(pos)
-                # tomllib accepted this key, so it can decode it for us exactly.
-                keys.append(str(tomllib.loads("k = " + text[pos:after])["k"]))
-                pos = after
-            else:
-                match = _BARE_KEY.match(text, pos)
-                assert match is not None  # tomllib accepted the document
-                keys.append(match.group())
-                pos = match.end()
-            pos = self._skip_blanks(pos)
-            if text[pos] != ".":
-                return keys, pos
-            pos += 1
-
-    def _skip_blanks(self, pos: int) -> int:
-        text = self._text
-        while pos < len(text) and text[pos] in " \t":
-            pos += 1
-        return pos
-
-    def _end_of_line(self, pos: int) -> int:
-        newline = self._text.find("\n", pos)
-        return len(self._text) if newline < 0 else newline + 1
-
-    def _skip_value(self, pos: int, path: _KeyPath) -> int:
-        """Past the value of ``path`` starting at ``pos`` and the rest of its last
-        line. The items of an array value get their own lines (``path + (i,)``)."""
-        text = self._text
-        depth = 0  # open [ and { brackets
-        array = False  # the value is an array
-        items = -1  # index of its last item seen
-        expect_item = False  # at depth 1 in that array, after [ or ,
-        while pos < len(text):
-            char = text[pos]
-            if expect_item and char not in " \t\r\n#]":
-                items += 1
-                self._lines.setdefault((*path, items), self._line_at(pos))
-                expect_item = False
-            if char == '"' or char == "'":
-                pos = self._skip_string(pos)
-                continue
-            if char == "#":
-                pos = self._end_of_line(pos)
-                if depth == 0:
-                    return pos
-                continue
-            if char == "[" or char == "{":
-                if depth == 0 and char == "[":
-                    array = expect_item = True
-                depth += 1
-            elif char == "]" or char == "}":
-                depth -= 1
-            elif char == "," and depth == 1 and array:
-                expect_item = True
-            elif char == "\n" and depth == 0:
-                return pos + 1
-            pos += 1
-        return pos
-
-    def _skip_string(self, pos: int) -> int:
-        """Past the string (basic, literal, or either multi-line kind) at ``pos``."""
-        text = self._text
-        quote = text[pos]
-        if text.startswith(quote * 3, pos):
-            pos += 3
-            while True:
-                if quote == '"' and text[pos] == "\\":
-                    pos += 2
-                elif text.startswith(quote * 3, pos):
-                    # Up to two quotes may end the content: """a""""" is 'a""'.
-                    run = 3
-                    while run < 5 and pos + run < len(text) and text[pos + run] == quote:
-                        run += 1
-                    return pos + run
-                else:
-                    pos += 1
-        pos += 1
-        while text[pos] != quote:
-            pos += 2 if quote == '"' and text[pos] == "\\" else 1
-        return pos + 1
-
 
 # ---------------------------------------------------------------------------
 # Error collection and typed reads
@@ -705,7 +129,7 @@ class _Report:
     def __init__(
         self,
         source: str,
-        locator: _Locator | None,
+        locator: Locator | None,
         data: dict[str, object],
         from_flags: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
@@ -726,7 +150,7 @@ class _Report:
                     if isinstance(name, str) and _NAME_RE.fullmatch(name):
                         self.names[(section, i)] = name
 
-    def key(self, path: _KeyPath) -> str:
+    def key(self, path: KeyPath) -> str:
         """``listener "browsers".origins[2]`` for ``("listener", 0, "origins", 1)``."""
         parts: list[str] = []
         for i, part in enumerate(path):
@@ -734,15 +158,15 @@ class _Report:
                 name = self.names.get((str(path[0]), part)) if i == 1 else None
                 parts[-1] += f" {_quote(name)}" if name is not None else f"[{part + 1}]"
             else:
-                parts.append(part if _BARE_KEY.fullmatch(part) else _quote(part))
+                parts.append(part if BARE_KEY.fullmatch(part) else _quote(part))
         return ".".join(parts)
 
-    def line(self, path: _KeyPath) -> int | None:
+    def line(self, path: KeyPath) -> int | None:
         if self.locator is None or tuple(path[:2]) in self.from_flags:
             return None
         return self.locator.line(path)
 
-    def error(self, path: _KeyPath, message: str) -> None:
+    def error(self, path: KeyPath, message: str) -> None:
         self.errors.append(ConfigError(self.source, self.line(path), self.key(path), message))
 
     def raise_if_any(self) -> None:
@@ -761,7 +185,7 @@ class _Table:
     returns None (absent or wrong); :meth:`finish` reports keys the schema lacks."""
 
     def __init__(
-        self, report: _Report, path: _KeyPath, data: dict[str, object], known: Sequence[str]
+        self, report: _Report, path: KeyPath, data: dict[str, object], known: Sequence[str]
     ) -> None:
         self.report = report
         self.path = path
@@ -1074,7 +498,7 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
 
 def _entries(
     report: _Report, data: dict[str, object], section: str
-) -> list[tuple[_KeyPath, dict[str, object]]]:
+) -> list[tuple[KeyPath, dict[str, object]]]:
     """The tables of ``[[section]]`` with their paths; anything else is reported."""
     value = data.get(section)
     if value is None:
@@ -1082,7 +506,7 @@ def _entries(
     if not isinstance(value, list):
         report.error((section,), f"expected an array of tables ([[{section}]]), got {_show(value)}")
         return []
-    entries: list[tuple[_KeyPath, dict[str, object]]] = []
+    entries: list[tuple[KeyPath, dict[str, object]]] = []
     for i, entry in enumerate(value):
         if isinstance(entry, dict):
             entries.append(((section, i), entry))
@@ -1093,7 +517,7 @@ def _entries(
 
 def _listener(
     report: _Report,
-    path: _KeyPath,
+    path: KeyPath,
     data: dict[str, object],
     base_dir: Path,
     fqdn: str | None,
@@ -1185,11 +609,11 @@ def _listener(
     )
 
 
-def _check_binds(report: _Report, listeners: Sequence[tuple[_KeyPath, Listener]]) -> None:
+def _check_binds(report: _Report, listeners: Sequence[tuple[KeyPath, Listener]]) -> None:
     """Two listeners cannot bind the same port (udp and tcp ports are separate;
     tcp, tls, ws and wss share TCP's). A wildcard overlaps every address of its
     family."""
-    seen: list[tuple[_KeyPath, Listener, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
+    seen: list[tuple[KeyPath, Listener, str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
     for path, listener in listeners:
         kind = "udp" if listener.transport is Transport.UDP else "tcp"
         address = ipaddress.ip_address(listener.bind_host.partition("%")[0])
@@ -1234,7 +658,7 @@ _SIPS_TRANSPORTS = {
 
 def _trunk(
     report: _Report,
-    path: _KeyPath,
+    path: KeyPath,
     data: dict[str, object],
     listeners: dict[str, Transport | None],
 ) -> Trunk | None:
@@ -1361,7 +785,7 @@ def _targets(table: _Table) -> list[TrunkTarget]:
 
 def _route(
     report: _Report,
-    path: _KeyPath,
+    path: KeyPath,
     data: dict[str, object],
     listeners: Sequence[str],
     trunks: Sequence[str],
@@ -1414,8 +838,8 @@ def _route(
     )
 
 
-def _check_names(report: _Report, entries: Sequence[tuple[_KeyPath, dict[str, object]]]) -> None:
-    first: dict[str, _KeyPath] = {}
+def _check_names(report: _Report, entries: Sequence[tuple[KeyPath, dict[str, object]]]) -> None:
+    first: dict[str, KeyPath] = {}
     for path, data in entries:
         name = data.get("name")
         if not isinstance(name, str):
@@ -1432,7 +856,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _raw_names(entries: Sequence[tuple[_KeyPath, dict[str, object]]]) -> list[str]:
+def _raw_names(entries: Sequence[tuple[KeyPath, dict[str, object]]]) -> list[str]:
     """Every string name, valid or not, so one bad name is not also a bad reference."""
     return [name for _, data in entries if isinstance(name := data.get("name"), str)]
 
@@ -1475,7 +899,7 @@ def _parse(
         ) from None
 
     from_flags = _apply_flags(data, flags) if flags is not None else frozenset()
-    report = _Report(source, _Locator(text), data, from_flags)
+    report = _Report(source, Locator(text), data, from_flags)
     for key in data:
         if key not in _TOP_KEYS:
             report.error(
@@ -1489,7 +913,7 @@ def _parse(
     for entries in sections.values():
         _check_names(report, entries)
 
-    listeners: list[tuple[_KeyPath, Listener]] = []
+    listeners: list[tuple[KeyPath, Listener]] = []
     for path, entry in sections["listener"]:
         listener = _listener(
             report, path, entry, base_dir, None if wedge is None else wedge.fqdn, fqdn_written
