@@ -89,7 +89,7 @@ class TrunkDirectory:
             return [(transport, (host, uri.port or DEFAULT_PORTS[transport]))]
         return [(d.transport, d.address) for d in self.resolver.cached(trunk)]
 
-    def keys(self) -> list[TargetKey]:
+    def all_targets(self) -> list[TargetKey]:
         """Every target known now, for health watching."""
         return [
             (name, transport, address)

@@ -97,7 +97,7 @@ async def start(config: Config) -> Server:
     stamp = RouteStamp(listeners, FlowTokens(os.urandom(32)), ids=lambda: secrets.token_hex(5))
     timers = TimerConfig(config.wedge.t1, config.wedge.t2, config.wedge.t4)
     health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
-    health.watch(directory.keys(), loop.time())
+    health.watch(directory.all_targets(), loop.time())
     core = ProxyCore(
         PolicyRouter(config, directory),
         stamp,
