@@ -559,22 +559,14 @@ class Wedge:
                 return False
         # The server logs its trunks once the core is attached (input before that
         # is dropped); a build that does not say so gets a moment instead.
-        if re.search(r"\btrunk=\S+ transport=", log):
+        if re.search(r"\btrunk=\S+ targets=", log):
             return True
         time.sleep(0.3)
         return True
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s: only this process (its own group)."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        terminate(self.process)
 
     def diagnostics(self) -> tuple[str, str]:
         code = self.process.poll() if self.process is not None else None
@@ -764,19 +756,11 @@ class Kamailio:
         return self
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: only its processes
-            process.wait(5)
+        terminate(self.process)
         # Children still exiting after the main process: the group is ours alone.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def diagnostics(self) -> tuple[str, str]:
         code = self.process.poll() if self.process is not None else None
@@ -804,3 +788,17 @@ def kamailio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Kamaili
     yield start
     for process in started:
         process.stop()
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL to its process group after 5 s (it was started in a
+    session of its own, so the group holds nothing else)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)

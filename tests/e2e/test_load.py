@@ -214,14 +214,15 @@ def test_udp_to_udp_load(edge: Wedge, uas: tuple[SippRun, int], tmp_path: Path) 
     assert_wedge_quiet(edge)
 
 
-async def test_tls_to_udp_load(edge: Wedge, pki: Pki) -> None:
-    listener = edge.policy.listener("edge-tls")
+async def load_through(edge: Wedge, pki: Pki, scheme: str, connections: int) -> None:
+    """CALLS calls at RATE from ``connections`` connections; none may fail."""
+    listener = edge.policy.listener(f"edge-{scheme}")
     result = await run_load(
         LoadOptions(
-            target=f"tls://{listener.address}",
+            target=f"{scheme}://{listener.address}",
             rate=RATE,
             calls=CALLS,
-            connections=1,
+            connections=connections,
             timeout=CALL_TIMEOUT,
             ca=str(pki.ca),
             strict=True,
@@ -229,20 +230,11 @@ async def test_tls_to_udp_load(edge: Wedge, pki: Pki) -> None:
     )
     assert_no_failed_calls(result)
     assert_wedge_quiet(edge)
+
+
+async def test_tls_to_udp_load(edge: Wedge, pki: Pki) -> None:
+    await load_through(edge, pki, "tls", connections=1)
 
 
 async def test_wss_to_udp_load(edge: Wedge, pki: Pki) -> None:
-    listener = edge.policy.listener("edge-wss")
-    result = await run_load(
-        LoadOptions(
-            target=f"wss://{listener.address}",
-            rate=RATE,
-            calls=CALLS,
-            connections=50,
-            timeout=CALL_TIMEOUT,
-            ca=str(pki.ca),
-            strict=True,
-        )
-    )
-    assert_no_failed_calls(result)
-    assert_wedge_quiet(edge)
+    await load_through(edge, pki, "wss", connections=50)
