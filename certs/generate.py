@@ -27,11 +27,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "CA_DAYS",
     "CLOCK_SKEW",
+    "DTLS_DAYS",
     "LEAF_DAYS",
     "cert_pem",
     "key_pem",
     "make_ca",
     "make_certificate",
+    "make_self_signed",
     "spki_pin_sha256",
     "write_pem",
 ]
@@ -41,6 +43,10 @@ CA_DAYS = 3650
 LEAF_DAYS = 825
 """Lifetime of a leaf: the most Apple platforms accept for a TLS server certificate
 from a private CA (2019 policy), so the web demo works in Safari too."""
+DTLS_DAYS = 30
+"""Lifetime of a self-signed DTLS certificate: peers pin it by fingerprint, not by
+date, so a short life costs nothing and limits how long a leaked key is useful (the
+WebRTC default in browsers is 30 days as well)."""
 CLOCK_SKEW = timedelta(hours=1)
 """How far before ``now`` a certificate becomes valid, so a peer whose clock runs a
 little behind ours does not reject a certificate made a second ago."""
@@ -151,6 +157,34 @@ def make_certificate(
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def make_self_signed(
+    common_name: str,
+    *,
+    now: datetime,
+    days: int = DTLS_DAYS,
+    key: Key | None = None,
+    serial: int | None = None,
+) -> tuple[x509.Certificate, Key]:
+    """A self-signed end-entity certificate, as DTLS-SRTP uses (RFC 5763 §5).
+
+    Nothing chains to it: the peer checks it against the ``a=fingerprint`` it got in
+    SDP, so it carries no names and no extensions beyond "not a CA".
+    """
+    key = key or _new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    return builder.sign(key, hashes.SHA256()), key
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
