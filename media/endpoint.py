@@ -1,0 +1,203 @@
+"""The built-in relay's shell: UDP sockets from a port range, and one periodic timer.
+
+Each relay port is a non-blocking UDP socket watched with ``loop.add_reader``: when
+it is readable the reader drains a batch of datagrams straight into the port's
+pure :meth:`~media.relay.RelayPort.receive`. There are no protocol objects or
+futures per packet, and binding is synchronous, so an offer gets its ports without
+waiting.
+
+Ports are taken from the configured range by a cursor that moves on, so a port just
+freed is the last to be used again and late packets of an ended call do not reach
+a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from media.builtin import BuiltinRelay, RelaySettings
+from media.control import MediaError
+from media.dtls import DtlsCertificate
+from media.relay import Address, RelayPort
+from media.session import SessionSettings
+
+__all__ = ["PortPool", "start_builtin"]
+
+logger = logging.getLogger("wedge.media")
+
+BATCH = 64
+"""Datagrams read per wake-up of one socket before giving others a turn."""
+MAX_DATAGRAM = 2048
+"""RTP over UDP stays under the path MTU; anything larger is cut and fails SRTP."""
+SOCKET_BUFFER = 256 * 1024
+"""Per port: a few hundred packets of burst, without a megabyte per call."""
+TICK = 0.1
+"""Seconds between the relay's periodic calls (DTLS retransmission, timeouts)."""
+
+
+class PortPool:
+    """Binds relay ports from ``first..last`` on ``bind`` and feeds them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, bind: str, first: int, last: int) -> None:
+        if not 0 < first <= last <= 65535:
+            raise ValueError(f"bad media port range {first}-{last}")
+        self.loop = loop
+        self.bind = bind
+        self.first = first + first % 2  # RTP on even ports (RFC 3550 §11)
+        self.last = last
+        self._cursor = self.first
+        self._family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self._sockets: dict[int, socket.socket] = {}
+
+    @property
+    def in_use(self) -> int:
+        return len(self._sockets)
+
+    def allocate(self, pair: bool) -> tuple[RelayPort, RelayPort | None]:
+        """An even port, and with ``pair`` the odd one after it for RTCP.
+
+        Raises:
+            MediaError: 503 when no port (pair) in the range is free.
+        """
+        span = self.last - self.first + 1
+        for _ in range(0, span, 2):
+            number = self._cursor
+            self._cursor += 2
+            if self._cursor + (1 if pair else 0) > self.last:
+                self._cursor = self.first
+            if number in self._sockets or (pair and number + 1 > self.last):
+                continue
+            first = self._open(number)
+            if first is None:
+                continue
+            if not pair:
+                return first, None
+            second = self._open(number + 1)
+            if second is not None:
+                return first, second
+            self.release(first)
+        raise MediaError(f"no free media port in {self.first}-{self.last}", 503)
+
+    def release(self, port: RelayPort) -> None:
+        sock = self._sockets.pop(port.number, None)
+        if sock is not None:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+
+    def _open(self, number: int) -> RelayPort | None:
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            sock.bind((self.bind, number))
+        except OSError:
+            sock.close()
+            return None
+        sock.setblocking(False)
+        port = RelayPort(number, _sender(sock))
+        self._sockets[number] = sock
+        self.loop.add_reader(sock.fileno(), _reader(sock, port, self.loop, self._family))
+        return port
+
+
+def _sender(sock: socket.socket) -> Callable[[bytes, Address], object]:
+    sendto = sock.sendto
+
+    def send(data: bytes, address: Address) -> None:
+        # A full buffer or an ICMP error from an earlier send: the packet is lost, as
+        # it would be on the network.
+        with contextlib.suppress(OSError):
+            sendto(data, address)
+
+    return send
+
+
+def _reader(
+    sock: socket.socket, port: RelayPort, loop: asyncio.AbstractEventLoop, family: int
+) -> Callable[[], None]:
+    recvfrom = sock.recvfrom
+    receive = port.receive
+    clock = loop.time
+    v6 = family == socket.AF_INET6
+
+    def readable() -> None:
+        now = clock()
+        for _ in range(BATCH):
+            try:
+                data, source = recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket
+            if v6:
+                source = source[:2]
+            try:
+                receive(data, source, now)
+            except OSError:
+                pass  # a send failed half way: this packet is lost
+            except Exception:  # a bug must not stop the port for every later packet
+                logger.exception("! relay port %d: packet dropped", port.number)
+
+    return readable
+
+
+async def start_builtin(
+    *,
+    bind: str,
+    advertise: str | None,
+    ports: tuple[int, int],
+    settings: RelaySettings | None = None,
+) -> tuple[BuiltinRelay, Callable[[], None]]:
+    """Start the built-in relay; returns it and the function that stops its shell."""
+    loop = asyncio.get_running_loop()
+    pool = PortPool(loop, bind, *ports)
+    certificate = DtlsCertificate.generate(datetime.now(UTC))
+    address = advertise or bind
+    if address in ("0.0.0.0", "::"):
+        raise ValueError("media bound to a wildcard address needs an advertised address")
+    relay = BuiltinRelay(
+        SessionSettings(address, certificate, os.urandom),
+        pool.allocate,
+        pool.release,
+        loop.time,
+        settings,
+    )
+    stopped = False
+
+    def tick() -> None:
+        if stopped:
+            return
+        try:
+            relay.tick(loop.time())
+        except Exception:
+            logger.exception("! media relay tick failed")
+        loop.call_later(TICK, tick)
+
+    loop.call_later(TICK, tick)
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        pool.close()
+
+    logger.info(
+        "media relay built-in bind=%s advertise=%s ports=%d-%d dtls-fingerprint=%s",
+        bind,
+        address,
+        ports[0],
+        ports[1],
+        certificate.fingerprint,
+    )
+    return relay, stop

@@ -1,0 +1,345 @@
+"""The relay's forwarding core: one :class:`RelayPort` per UDP port, pure.
+
+Theory of operation. A call's media crosses two legs; on each leg the relay holds
+one UDP port per stream, or one port for all streams when they are bundled
+(RFC 9143), and a second port for RTCP on a leg that does not multiplex it
+(RFC 3605). A :class:`StreamEnd` is one ``m=`` line of one leg; its ``peer`` is the
+same line on the other leg. A datagram that arrives on a port is sorted by its first
+byte (RFC 7983):
+
+- STUN goes to the port's ICE-lite agent, which answers it;
+- DTLS goes to the port's DTLS endpoint, which may answer, and which yields the
+  SRTP keys once the handshake is done (RFC 5764);
+- RTP and RTCP are checked (source, SRTP authentication), counted, and sent on by the
+  peer stream's port, protected for that leg if it is SRTP.
+
+Where media goes on a leg: with ICE, the address the browser nominated; without,
+the address from the SDP until the first packet from the peer, then wherever that
+packet came from (symmetric latching, which gets media through NATs). Once latched,
+packets from other addresses are dropped. On an SRTP leg a packet must
+authenticate before it can move the latch, so a forged packet cannot steal a call.
+
+The shell gives each port a ``send`` function and calls :meth:`RelayPort.receive`
+for every datagram, with the time. This is the hot path: it allocates only the
+packets SRTP makes, and logs nothing unless debug logging was on at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from media.dtls import DtlsCertificate, DtlsRole, DtlsSrtpEndpoint, DtlsState
+from media.ice import IceLite
+from media.rtp import (
+    MIN_RTCP,
+    MIN_RTP,
+    ReceiveStats,
+    is_dtls,
+    is_rtcp,
+    is_rtp_or_rtcp,
+    is_stun,
+    rtcp_sender_ssrc,
+    ssrc,
+)
+from media.srtp import SrtpContext, SrtpError
+from sdp.attributes import Fingerprint
+
+__all__ = ["Address", "RelayPort", "Send", "StreamEnd"]
+
+logger = logging.getLogger("wedge.media")
+
+Address = tuple[str, int]
+Send = Callable[[bytes, Address], object]
+
+_CLIENT_HELLO = 1
+_DTLS_HEADER = 13
+"""A DTLS record header (RFC 6347 §4.1); the handshake type follows it."""
+
+
+class StreamEnd:
+    """One stream (``m=`` line) on one leg: its ports, its peer, its counters."""
+
+    __slots__ = ("index", "payload_types", "peer", "rtcp", "rtp", "sending", "stats")
+
+    def __init__(self, index: int, rtp: RelayPort, rtcp: RelayPort) -> None:
+        self.index = index
+        self.rtp = rtp
+        self.rtcp = rtcp
+        """The same port as ``rtp`` when RTCP is multiplexed (RFC 5761)."""
+        self.peer: StreamEnd | None = None
+        self.payload_types: frozenset[int] = frozenset()
+        """The payload types of this ``m=`` line, to tell bundled streams apart."""
+        self.sending = True
+        """The party sends on this stream (its direction allows it): for the timeout."""
+        self.stats = ReceiveStats()
+
+
+class RelayPort:
+    """One UDP port of the relay: what arrives on it, and what leaves from it.
+
+    Args:
+        number: the port, as written in SDP.
+        send: sends a datagram from this port (the shell's socket).
+    """
+
+    __slots__ = (
+        "_by_payload_type",
+        "_by_ssrc",
+        "_certificate",
+        "_debug",
+        "_dtls_role",
+        "dropped",
+        "dtls",
+        "fingerprints",
+        "ice",
+        "last_received",
+        "latched",
+        "number",
+        "remote",
+        "secure",
+        "send",
+        "srtp",
+        "streams",
+    )
+
+    def __init__(self, number: int, send: Send) -> None:
+        self.number = number
+        self.send = send
+        self.streams: list[StreamEnd] = []
+        """The streams whose RTP (or, on an RTCP port, RTCP) arrives here."""
+        self.remote: Address | None = None
+        """Where media to the party goes when there is no ICE."""
+        self.latched = False
+        self.ice: IceLite | None = None
+        self.dtls: DtlsSrtpEndpoint | None = None
+        self.srtp: SrtpContext | None = None
+        """Set for SRTP legs: by SDES at negotiation, by DTLS once connected."""
+        self.secure = False
+        """The leg is SRTP: nothing passes in or out before the keys are known."""
+        self.fingerprints: tuple[Fingerprint, ...] = ()
+        self.last_received = 0.0
+        """When the last RTP or RTCP packet arrived (0: never)."""
+        self.dropped: Counter[str] = Counter()
+        self._by_payload_type: dict[int, StreamEnd] = {}
+        self._by_ssrc: dict[int, StreamEnd] = {}
+        self._certificate: DtlsCertificate | None = None
+        self._dtls_role = DtlsRole.SERVER
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+
+    # -- configuration (at offer and answer) -------------------------------------------
+
+    def serve(self, streams: list[StreamEnd]) -> None:
+        """Carry ``streams`` on this port (several when bundled)."""
+        self.streams = streams
+        self._by_payload_type = {pt: s for s in streams for pt in s.payload_types}
+        self._by_ssrc = {}
+
+    def use_dtls(
+        self, certificate: DtlsCertificate, role: DtlsRole, fingerprints: tuple[Fingerprint, ...]
+    ) -> None:
+        """Key SRTP by DTLS as ``role``, the peer proving one of ``fingerprints``.
+
+        A new fingerprint or role starts a new association (RFC 5763 §5: a changed
+        fingerprint is a new session); the same ones keep the running association,
+        so a re-offer for hold or an ICE restart does not break the keys.
+        """
+        if self.dtls is not None and fingerprints == self.fingerprints and role == self._dtls_role:
+            return
+        self._certificate, self._dtls_role, self.fingerprints = certificate, role, fingerprints
+        self.srtp = None
+        self.dtls = DtlsSrtpEndpoint(certificate, role, fingerprints)
+        self._start_dtls()
+
+    def close(self) -> None:
+        if self.dtls is not None:
+            self.dtls.close()
+            self._flush_dtls()
+
+    def destination(self) -> Address | None:
+        """Where this port sends to its party now."""
+        if self.ice is not None:
+            return self.ice.selected
+        return self.remote
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def receive(self, data: bytes, source: Address, now: float) -> None:
+        """One datagram from ``source``. Never raises for anything in ``data``."""
+        if not data:
+            return
+        first = data[0]
+        if is_rtp_or_rtcp(first):
+            self._media(data, source, now)
+        elif is_stun(first):
+            self._stun(data, source, now)
+        elif is_dtls(first):
+            self._dtls(data, source)
+        else:
+            self.dropped["unknown"] += 1
+
+    def _media(self, data: bytes, source: Address, now: float) -> None:
+        if len(data) < MIN_RTP and not (len(data) >= MIN_RTCP and is_rtcp(data[1])):
+            self.dropped["short"] += 1
+            return
+        ice = self.ice
+        if ice is not None:
+            if not ice.is_valid(source):
+                self.dropped["unvalidated source"] += 1
+                return
+        elif source != self.remote and self.latched:
+            self.dropped["unlatched source"] += 1
+            return
+        rtcp = is_rtcp(data[1])
+        srtp = self.srtp
+        if srtp is not None:
+            try:
+                data = srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
+            except SrtpError:
+                self.dropped["srtp"] += 1
+                return
+        elif self.secure:
+            self.dropped["before keys"] += 1
+            return
+        if ice is None and not self.latched:
+            # Symmetric latching (RFC 4961): send where the party sends from.
+            self.remote = source
+            self.latched = True
+        self.last_received = now
+        if rtcp:
+            self._forward_rtcp(data)
+        else:
+            self._forward_rtp(data, now)
+
+    def _forward_rtp(self, data: bytes, now: float) -> None:
+        streams = self.streams
+        if len(streams) == 1:
+            stream = streams[0]
+        else:
+            found = self._by_payload_type.get(data[1] & 0x7F)
+            if found is None:
+                self.dropped["unknown payload type"] += 1
+                return
+            stream = found
+            self._by_ssrc[ssrc(data)] = stream
+        stream.stats.update(data, now)
+        peer = stream.peer
+        if peer is None:
+            self.dropped["no peer"] += 1
+            return
+        peer.rtp.emit(data, False)
+
+    def _forward_rtcp(self, data: bytes) -> None:
+        streams = self.streams
+        if not streams:
+            self.dropped["no stream"] += 1
+            return
+        stream = streams[0]
+        if len(streams) > 1:
+            stream = self._by_ssrc.get(rtcp_sender_ssrc(data), stream)
+        peer = stream.peer
+        if peer is None:
+            self.dropped["no peer"] += 1
+            return
+        peer.rtcp.emit(data, True)
+
+    def emit(self, data: bytes, rtcp: bool) -> None:
+        """Send plain RTP or RTCP to this port's party, protected if the leg is SRTP."""
+        destination = self.destination()
+        if destination is None:
+            self.dropped["no destination"] += 1
+            return
+        srtp = self.srtp
+        if srtp is not None:
+            data = srtp.protect_rtcp(data) if rtcp else srtp.protect(data)
+        elif self.secure:
+            self.dropped["before keys"] += 1
+            return
+        self.send(data, destination)
+
+    # -- STUN and DTLS -------------------------------------------------------------------
+
+    def _stun(self, data: bytes, source: Address, now: float) -> None:
+        if self.ice is None:
+            self.dropped["stun without ice"] += 1
+            return
+        reply = self.ice.handle(data, source, now)
+        if reply is not None:
+            self.send(reply, source)
+            if self.ice.is_valid(source):
+                self._start_dtls()
+
+    def _dtls(self, data: bytes, source: Address) -> None:
+        dtls = self.dtls
+        if dtls is None:
+            self.dropped["dtls without dtls"] += 1
+            return
+        if self.ice is not None and not self.ice.is_valid(source):
+            self.dropped["unvalidated source"] += 1
+            return
+        if (
+            dtls.state is not DtlsState.CONNECTING
+            and len(data) > _DTLS_HEADER
+            and data[0] == 22
+            and data[_DTLS_HEADER] == _CLIENT_HELLO
+            and self._dtls_role is DtlsRole.SERVER
+            and self._certificate is not None
+        ):
+            # The browser began a new handshake (after an ICE restart, say): a new
+            # association replaces the old one, whose keys stay until it completes.
+            dtls = self.dtls = DtlsSrtpEndpoint(
+                self._certificate, DtlsRole.SERVER, self.fingerprints
+            )
+        if self.ice is None and self.remote != source:
+            self.remote = source
+        was = dtls.state
+        dtls.receive(data)
+        self._flush_dtls()
+        if dtls.state is not was:
+            self._dtls_changed(dtls)
+
+    def _dtls_changed(self, dtls: DtlsSrtpEndpoint) -> None:
+        if dtls.state is DtlsState.CONNECTED:
+            self.srtp = dtls.srtp
+            logger.info("DTLS connected port=%d peer=%s", self.number, self.destination())
+        elif dtls.state is DtlsState.FAILED:
+            logger.warning(
+                "! DTLS failed port=%d peer=%s: %s; no media on this leg",
+                self.number,
+                self.destination(),
+                dtls.failure_reason,
+            )
+
+    def _start_dtls(self) -> None:
+        # A client can start only once it knows where the server is.
+        dtls = self.dtls
+        if (
+            dtls is not None
+            and self._dtls_role is DtlsRole.CLIENT
+            and dtls.state is DtlsState.CONNECTING
+            and not dtls.started
+            and self.destination() is not None
+        ):
+            dtls.start()
+            self._flush_dtls()
+
+    def _flush_dtls(self) -> None:
+        dtls = self.dtls
+        destination = self.destination()
+        if dtls is None:
+            return
+        for datagram in dtls.datagrams_to_send():
+            if destination is not None:
+                self.send(datagram, destination)
+
+    def handle_timer(self, now: float) -> None:
+        """Periodic work: DTLS retransmission."""
+        dtls = self.dtls
+        if dtls is None or dtls.state is not DtlsState.CONNECTING:
+            return
+        timeout = dtls.get_timeout()
+        if timeout is not None and timeout <= 0:
+            dtls.handle_timeout()
+            self._flush_dtls()
+            self._dtls_changed(dtls)  # a retransmission may end in failure

@@ -1,0 +1,345 @@
+"""A call's media through the built-in relay, in memory: SDP in, SDP out, then packets.
+
+The browser is simulated with the pieces a browser has (ICE checks built with
+aioice's codec, a DTLS client, SRTP); the PBX sends and receives plain RTP. Ports
+are :class:`RelayPort` objects whose ``send`` appends to a list: the network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from datetime import UTC, datetime
+
+import pytest
+from aioice import stun
+
+from media.control import MediaError, Negotiation
+from media.dtls import DtlsCertificate, DtlsRole, DtlsSrtpEndpoint, DtlsState
+from media.relay import Address, RelayPort
+from media.session import MediaSession, SessionSettings
+from media.srtp import SrtpContext
+from sdp.attributes import CRYPTO, FINGERPRINT, ICE_PWD, ICE_UFRAG, RTCP, SETUP, Setup
+from sdp.model import SessionDescription, parse
+from sdp.rewrite import AVP, SAVP_SDES, WEBRTC, Profile
+from tests.helpers.golden import CHROME_AUDIO, fixture
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+RELAY = "203.0.113.5"
+BROWSER: Address = ("192.0.2.10", 50000)
+PBX: Address = ("192.0.2.50", 10036)
+PBX_RTCP: Address = ("192.0.2.50", 10037)
+CALL = "call-1@test"
+
+
+class Network:
+    """Datagrams the relay sent: (from port, data, to address)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, bytes, Address]] = []
+        self.ports: dict[int, RelayPort] = {}
+        self._numbers = itertools.count(40000, 2)
+
+    def allocate(self, pair: bool) -> tuple[RelayPort, RelayPort | None]:
+        number = next(self._numbers)
+        first = self._port(number)
+        return first, self._port(number + 1) if pair else None
+
+    def _port(self, number: int) -> RelayPort:
+        port = RelayPort(number, lambda data, to: self.sent.append((number, data, to)))
+        self.ports[number] = port
+        return port
+
+    def take(self, to: Address | None = None) -> list[tuple[int, bytes, Address]]:
+        taken = [s for s in self.sent if to is None or s[2] == to]
+        self.sent = [s for s in self.sent if s not in taken]
+        return taken
+
+
+@pytest.fixture(scope="module")
+def relay_certificate() -> DtlsCertificate:
+    return DtlsCertificate.generate(NOW)
+
+
+@pytest.fixture(scope="module")
+def browser_certificate() -> DtlsCertificate:
+    return DtlsCertificate.generate(NOW)
+
+
+def _session(network: Network, certificate: DtlsCertificate) -> MediaSession:
+    seed = itertools.count(1)
+
+    def token(length: int) -> bytes:
+        start = next(seed) * 7
+        return bytes((start + i) % 256 for i in range(length))
+
+    return MediaSession(CALL, SessionSettings(RELAY, certificate, token), network.allocate)
+
+
+def _negotiation(sender: str, receiver: str | None, source: Profile, dest: Profile) -> Negotiation:
+    return Negotiation(CALL, sender, receiver, source, dest)
+
+
+def _chrome_offer(browser: DtlsCertificate) -> bytes:
+    text = fixture(CHROME_AUDIO).decode()
+    old = next(line for line in text.splitlines() if line.startswith("a=fingerprint:"))
+    return text.replace(old, f"a=fingerprint:{browser.fingerprint}").encode()
+
+
+def _pbx_answer() -> bytes:
+    return fixture("asterisk-20-answer.sdp")
+
+
+def _rtp(seq: int, payload: bytes = b"\x55" * 160, pt: int = 0, ssrc: int = 0x1234) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq, seq * 160, ssrc) + payload
+
+
+def _rtcp_rr(ssrc: int = 0x1234) -> bytes:
+    return struct.pack("!BBHI", 0x80, 201, 1, ssrc)
+
+
+class Browser:
+    """ICE checks, a DTLS client and SRTP, the way a browser reaches the relay."""
+
+    def __init__(self, certificate: DtlsCertificate, answer: SessionDescription) -> None:
+        media = answer.media[0]
+        self.port = media.port
+        self.ufrag = media.get(ICE_UFRAG) or ""
+        self.pwd = media.get(ICE_PWD) or ""
+        self.own_ufrag = "Me+N"  # the fixture's a=ice-ufrag
+        self.dtls = DtlsSrtpEndpoint(certificate, DtlsRole.CLIENT, media.get_all(FINGERPRINT))
+
+    def check(self, port: RelayPort, network: Network, nominate: bool = True) -> bool:
+        attributes: dict[str, object] = {
+            "USERNAME": f"{self.ufrag}:{self.own_ufrag}",
+            "PRIORITY": 1,
+            "ICE-CONTROLLING": 1,
+        }
+        if nominate:
+            attributes["USE-CANDIDATE"] = None
+        message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST, b"x" * 12, attributes)
+        message.add_message_integrity(self.pwd.encode())
+        port.receive(bytes(message), BROWSER, 1.0)
+        replies = network.take(BROWSER)
+        response = stun.parse_message(replies[-1][1])
+        return response.message_class is stun.Class.RESPONSE
+
+    def handshake(self, port: RelayPort, network: Network) -> None:
+        self.dtls.start()
+        for _ in range(20):
+            for datagram in self.dtls.datagrams_to_send():
+                port.receive(datagram, BROWSER, 1.0)
+            for _, data, _ in network.take(BROWSER):
+                self.dtls.receive(data)
+            if self.dtls.state is DtlsState.CONNECTED and not network.sent:
+                break
+        assert self.dtls.state is DtlsState.CONNECTED, self.dtls.failure_reason
+
+    @property
+    def srtp(self) -> SrtpContext:
+        assert self.dtls.srtp is not None
+        return self.dtls.srtp
+
+
+def _browser_call(
+    network: Network, relay: DtlsCertificate, browser: DtlsCertificate
+) -> tuple[MediaSession, SessionDescription, SessionDescription]:
+    session = _session(network, relay)
+    offer = parse(session.offer(_negotiation("alice", None, WEBRTC, AVP), _chrome_offer(browser)))
+    answer = parse(session.answer(_negotiation("pbx", "alice", AVP, WEBRTC), _pbx_answer()))
+    return session, offer, answer
+
+
+def test_the_offer_to_the_pbx_is_plain_rtp_at_the_relay(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    _, offer, _ = _browser_call(network, relay_certificate, browser_certificate)
+    media = offer.media[0]
+    assert media.proto == "RTP/AVP"
+    assert media.connection is not None and media.connection.address == RELAY
+    rtcp = media.get(RTCP)
+    assert rtcp is not None and rtcp.port == media.port + 1
+    text = str(offer)
+    for gone in ("ice-", "fingerprint", "setup", "candidate", "ssrc", "extmap", "group"):
+        assert f"a={gone}" not in text, gone
+    assert "a=rtpmap:111 opus/48000/2" in text  # codecs pass through
+
+
+def test_the_answer_to_the_browser_is_ice_lite_dtls_passive_with_its_mid(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    media = answer.media[0]
+    assert media.proto == "UDP/TLS/RTP/SAVPF"
+    assert media.port != offer.media[0].port
+    assert media.mid == "0"
+    assert answer.attribute("group") == "BUNDLE 0"
+    assert answer.has_attribute("ice-lite")
+    assert media.get(SETUP) is Setup.PASSIVE
+    assert media.get(FINGERPRINT) == relay_certificate.fingerprint
+    assert media.has_attribute("rtcp-mux")
+    assert f"{RELAY} {media.port} typ host" in str(answer)
+
+
+def test_audio_flows_both_ways_between_dtls_srtp_and_rtp(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    session, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    browser = Browser(browser_certificate, answer)
+    web_port = network.ports[browser.port]
+    pbx_port = network.ports[offer.media[0].port]
+    rtcp_port = network.ports[offer.media[0].port + 1]
+
+    # Nothing passes before ICE and DTLS are done.
+    web_port.receive(b"\x80" + bytes(40), BROWSER, 1.0)
+    assert network.take() == []
+    assert browser.check(web_port, network)
+    browser.handshake(web_port, network)
+
+    # Browser -> PBX: SRTP in, RTP out to the address the PBX's answer gave.
+    packet = _rtp(1)
+    web_port.receive(browser.srtp.protect(packet), BROWSER, 2.0)
+    assert network.take() == [(pbx_port.number, packet, PBX)]
+
+    # PBX -> browser: RTP in (latched to where it came from), SRTP out.
+    reply = _rtp(7, b"\x11" * 160, ssrc=0x9999)
+    pbx_port.receive(reply, PBX, 2.0)
+    [(source, data, to)] = network.take()
+    assert (source, to) == (web_port.number, BROWSER)
+    assert browser.srtp.unprotect(data) == reply
+
+    # RTCP from the PBX's own RTCP port reaches the browser, multiplexed.
+    rtcp = _rtcp_rr(0x9999)
+    rtcp_port.receive(rtcp, PBX_RTCP, 2.0)
+    [(source, data, to)] = network.take()
+    assert (source, to) == (web_port.number, BROWSER)
+    assert browser.srtp.unprotect_rtcp(data) == rtcp
+
+    stats = session.stats()
+    assert [leg.packets for leg in stats.legs] == [1, 1]
+
+
+def test_forged_and_unvalidated_packets_are_counted_and_dropped(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    browser = Browser(browser_certificate, answer)
+    web_port = network.ports[browser.port]
+    pbx_port = network.ports[offer.media[0].port]
+    browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    web_port.receive(_rtp(1) + bytes(10), BROWSER, 2.0)  # not authenticated
+    web_port.receive(browser.srtp.protect(_rtp(2)), ("198.51.100.1", 1), 2.0)
+    assert network.take() == []
+    assert web_port.dropped["srtp"] == 1
+    assert web_port.dropped["unvalidated source"] == 1
+    # Once the PBX is latched, another source cannot take its place.
+    pbx_port.receive(_rtp(1), PBX, 2.0)
+    network.take()
+    pbx_port.receive(_rtp(2), ("198.51.100.1", 9), 2.0)
+    assert network.take() == []
+    assert pbx_port.dropped["unlatched source"] == 1
+
+
+def test_a_hold_reoffer_keeps_ports_and_dtls(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    session, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    browser = Browser(browser_certificate, answer)
+    web_port = network.ports[browser.port]
+    browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    hold = _chrome_offer(browser_certificate).replace(b"a=sendrecv", b"a=sendonly")
+    again = parse(session.offer(_negotiation("alice", "pbx", WEBRTC, AVP), hold))
+    assert again.media[0].port == offer.media[0].port
+    assert again.origin.version == offer.origin.version + 1
+    assert "a=sendonly" in str(again)
+    pbx_hold = _pbx_answer().replace(b"a=sendrecv", b"a=recvonly")
+    held = parse(session.answer(_negotiation("pbx", "alice", AVP, WEBRTC), pbx_hold))
+    assert held.media[0].port == answer.media[0].port
+    assert held.media[0].get(ICE_UFRAG) == answer.media[0].get(ICE_UFRAG)
+    assert web_port.dtls is not None and web_port.dtls.state is DtlsState.CONNECTED
+    packet = _rtp(3)
+    web_port.receive(browser.srtp.protect(packet), BROWSER, 3.0)
+    assert network.take() == [(offer.media[0].port, packet, PBX)]
+
+
+def test_an_ice_restart_gets_new_relay_credentials_and_media_continues(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    session, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    browser = Browser(browser_certificate, answer)
+    web_port = network.ports[browser.port]
+    browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    restart = (
+        _chrome_offer(browser_certificate)
+        .replace(b"a=ice-ufrag:Me+N", b"a=ice-ufrag:New1")
+        .replace(b"ejnuIZ59sEhHwh+G5lpWSFr0", b"NewPasswordOf24chars0000")
+    )
+    session.offer(_negotiation("alice", "pbx", WEBRTC, AVP), restart)
+    after = parse(session.answer(_negotiation("pbx", "alice", AVP, WEBRTC), _pbx_answer()))
+    assert after.media[0].get(ICE_UFRAG) != answer.media[0].get(ICE_UFRAG)
+    assert after.media[0].port == answer.media[0].port
+    browser.ufrag = after.media[0].get(ICE_UFRAG) or ""
+    browser.pwd = after.media[0].get(ICE_PWD) or ""
+    browser.own_ufrag = "New1"
+    assert browser.check(web_port, network)
+    packet = _rtp(4)
+    web_port.receive(browser.srtp.protect(packet), BROWSER, 4.0)
+    assert network.take() == [(offer.media[0].port, packet, PBX)]
+
+
+def test_sdes_trunk_to_plain_pbx(relay_certificate: DtlsCertificate) -> None:
+    network = Network()
+    session = _session(network, relay_certificate)
+    trunk_offer = fixture("trunk-savp-offer.sdp")
+    out = parse(session.offer(_negotiation("trunk", None, SAVP_SDES, AVP), trunk_offer))
+    assert out.media[0].proto == "RTP/AVP" and "a=crypto" not in str(out)
+    back = parse(session.answer(_negotiation("pbx", "trunk", AVP, SAVP_SDES), _pbx_answer()))
+    media = back.media[0]
+    assert media.proto == "RTP/SAVP"
+    [ours] = media.get_all(CRYPTO)
+    # The first offered line has an MKI, which the relay does not take: the second.
+    offered = parse(trunk_offer).media[0].get_all(CRYPTO)[1]
+    assert (ours.tag, ours.suite) == (offered.tag, offered.suite)
+    trunk = SrtpContext(ours.suite, offered.keys[0].key_bytes(), ours.keys[0].key_bytes())
+    trunk_port = network.ports[media.port]
+    pbx_port = network.ports[out.media[0].port]
+    trunk_address = ("198.51.100.7", 30000)
+    packet = _rtp(1)
+    trunk_port.receive(trunk.protect(packet), trunk_address, 1.0)
+    assert network.take() == [(pbx_port.number, packet, PBX)]
+    pbx_port.receive(_rtp(2), PBX, 1.0)
+    [(_, data, to)] = network.take()
+    assert to == trunk_address  # latched on the authenticated packet
+    assert trunk.unprotect(data) == _rtp(2)
+
+
+def test_malformed_sdp_is_a_488_naming_the_problem(relay_certificate: DtlsCertificate) -> None:
+    session = _session(Network(), relay_certificate)
+    with pytest.raises(MediaError) as caught:
+        session.offer(_negotiation("a", None, AVP, AVP), b"v=0\r\nm=audio x RTP/AVP 0\r\n")
+    assert caught.value.status == 488
+    assert caught.value.reason
+
+
+def test_a_webrtc_offer_without_ice_credentials_is_refused(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    session = _session(Network(), relay_certificate)
+    offer = b"\r\n".join(
+        line
+        for line in _chrome_offer(browser_certificate).split(b"\r\n")
+        if not line.startswith(b"a=ice-")
+    )
+    with pytest.raises(MediaError, match="ICE credentials"):
+        session.offer(_negotiation("a", None, WEBRTC, AVP), offer)
