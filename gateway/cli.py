@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
         key=args.key,
         log_level=args.log_level,
         log_format=args.log_format,
+        media=args.media,
+        media_ports=args.media_ports,
+        media_advertise=args.media_advertise,
     )
     if args.config is None and not (flags.listen and flags.pbx):
         print("wedge run: give --config FILE, or at least --listen and --pbx", file=sys.stderr)
@@ -178,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--key", metavar="PEM", help="private key for TLS/WSS listeners")
     serve.add_argument("--log-level", choices=LEVELS)
     serve.add_argument("--log-format", choices=("text", "json"))
+    serve.add_argument(
+        "--media",
+        choices=("builtin", "none"),
+        help="the media relay (default builtin); none leaves SDP and media alone",
+    )
+    serve.add_argument("--media-ports", metavar="FIRST-LAST", help="relay UDP ports")
+    serve.add_argument(
+        "--media-advertise", metavar="IP", help="the relay's address in SDP (behind 1:1 NAT)"
+    )
     certs = commands.add_parser("certs", help="development certificates")
     certs_commands = certs.add_subparsers(dest="certs_command", required=True)
     init = certs_commands.add_parser(

@@ -2,8 +2,9 @@
 
 Every input takes the same three steps (STYLE.md §3.3): call the core with
 ``now``, hand each ``(bytes, flow)`` it wants sent to the flow's transport, and
-move the single timer to the core's next deadline. No other code schedules
-anything.
+move the single timer to the core's next deadline. The core's media jobs are the
+one other thing the engine starts: each awaits the relay and reports back to the
+core, which is then pumped like after any input.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway.proxy.call import MediaJob
 from gateway.proxy.core import ProxyCore
 from gateway.sip import Flow
 from gateway.sip.flow import Address
 from gateway.transport.base import Transport
+from media.control import MediaControl, MediaError
 
 __all__ = ["Engine"]
 
 logger = logging.getLogger("wedge.engine")
+media_logger = logging.getLogger("wedge.media")
 
 
 class Engine:
@@ -36,10 +40,16 @@ class Engine:
         self._pumping = False
         self._failed: list[tuple[Flow, str]] = []
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        self.media: MediaControl | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
 
-    def attach(self, core: ProxyCore) -> None:
-        """Start feeding ``core``; until then (while listeners open) input is dropped."""
+    def attach(self, core: ProxyCore, media: MediaControl | None = None) -> None:
+        """Start feeding ``core``; until then (while listeners open) input is dropped.
+
+        ``media`` runs the core's media jobs; it is needed when the core relays media.
+        """
         self.core = core
+        self.media = media
 
     def add(self, transport: Transport) -> None:
         """Serve the flows of ``transport`` (named by its transport and bound address)."""
@@ -57,6 +67,12 @@ class Engine:
             return
         self.core.receive(data, flow, self.loop.time())
         self._pump()
+
+    def media_timeout(self, call_id: str) -> None:
+        """The relay ended a call's media for silence: the core ends the call."""
+        if self.core is not None:
+            self.core.media_timeout(call_id, self.loop.time())
+            self._pump()
 
     def flow_failed(self, flow: Flow, reason: str) -> None:
         logger.info("flow failed flow=%s reason=%r", flow, reason)
@@ -93,7 +109,39 @@ class Engine:
                 core.flow_failed(flow, self.loop.time())
         finally:
             self._pumping = False
+        for job in core.media_jobs():
+            task = self.loop.create_task(self._run(job))
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
         self._rearm()
+
+    async def _run(self, job: MediaJob) -> None:
+        """One media job: await the relay, then give the core its result."""
+        media = self.media
+        result: bytes | MediaError | None = None
+        try:
+            if media is None:
+                raise MediaError("no media relay configured", 500)
+            negotiation = job.negotiation
+            if job.kind == "delete":
+                stats = await media.delete(job.call_id)
+                if stats is not None:
+                    media_logger.info("media ended call-id=%s %s", job.call_id, stats.summary())
+            elif negotiation is None:
+                raise MediaError(f"{job.kind} without a negotiation", 500)
+            elif job.kind == "offer":
+                result = await media.offer(negotiation, job.sdp)
+            else:
+                result = await media.answer(negotiation, job.sdp)
+        except MediaError as exc:
+            result = exc
+        except Exception:
+            media_logger.exception("! media %s failed call-id=%s", job.kind, job.call_id)
+            result = MediaError("media relay failure", 500)
+        core = self.core
+        if core is not None:
+            core.media_done(job.ticket, result, self.loop.time())
+            self._pump()
 
     def _rearm(self) -> None:
         assert self.core is not None
@@ -116,6 +164,8 @@ class Engine:
         self._pump()
 
     def close(self) -> None:
+        for task in self._jobs:
+            task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

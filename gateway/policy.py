@@ -138,6 +138,7 @@ class PolicyRouter:
             self.directory.uri(trunk.name),
             trunk.name,
             alternatives=tuple(rest),
+            media_profile=trunk.media_profile.value,
         )
         if user is not None and (route.strip_prefix or route.add_prefix or route.e164):
             target = dataclasses.replace(target, user=route.normalise(user))

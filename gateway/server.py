@@ -12,13 +12,14 @@ import logging
 import os
 import secrets
 import signal
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import dns.asyncresolver
 import dns.nameserver
 
 from certs.context import server_context
-from gateway.config import Config
+from gateway.config import Config, MediaRelay
 from gateway.config import Listener as ListenerSpec
 from gateway.engine import Engine
 from gateway.policy import PolicyRouter, TrunkDirectory, health_settings
@@ -33,6 +34,9 @@ from gateway.transport.loop import install_uvloop
 from gateway.transport.stream import open_stream
 from gateway.transport.udp import open_udp
 from gateway.transport.ws import open_ws
+from media.builtin import RelaySettings
+from media.control import MediaControl
+from media.endpoint import start_builtin
 
 __all__ = ["Server", "serve_forever", "start"]
 
@@ -50,6 +54,8 @@ class Server:
     transports: list[Transport]
     listeners: list[Listener]
     resolver: TrunkResolver
+    media: MediaControl | None = None
+    stop_media: Callable[[], None] = field(default=lambda: None)
 
     async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Let transactions that wait for a final response finish (up to ``drain``
@@ -62,6 +68,9 @@ class Server:
         if core is not None and core.layer.unfinished():
             logger.warning("stopping with %d transactions unfinished", core.layer.unfinished())
         self.engine.close()
+        if self.media is not None:
+            await self.media.close()
+        self.stop_media()
         await self.resolver.close()
         await asyncio.gather(*(transport.close() for transport in self.transports))
         logger.info("stopped")
@@ -91,6 +100,7 @@ async def start(config: Config) -> Server:
         for name in directory.resolved_by_dns():
             await resolver.lookup(name)
         resolver.start()
+        media, stop_media = await _start_media(config)
     except BaseException:
         await asyncio.gather(*(transport.close() for transport in transports))
         raise
@@ -108,8 +118,11 @@ async def start(config: Config) -> Server:
         ),
         ids=lambda: secrets.token_hex(6),
         health=health,
+        media=media is not None,
     )
-    engine.attach(core)
+    engine.attach(core, media)
+    if media is not None:
+        media.on_timeout(engine.media_timeout)
     for listener in listeners:
         logger.info(
             "listening listener=%s transport=%s local=%s:%d advertise=%s:%d",
@@ -122,7 +135,21 @@ async def start(config: Config) -> Server:
         found = ", ".join(f"{t}:{a[0]}:{a[1]}" for t, a in directory.targets(name)) or "none yet"
         logger.info("trunk=%s targets=%s", name, found)
     engine.poke()
-    return Server(engine, transports, listeners, resolver)
+    return Server(engine, transports, listeners, resolver, media, stop_media)
+
+
+async def _start_media(config: Config) -> tuple[MediaControl | None, Callable[[], None]]:
+    settings = config.media
+    if settings.relay is MediaRelay.NONE:
+        logger.info("media relay none: SDP and media pass untouched")
+        return None, lambda: None
+    assert settings.bind is not None
+    return await start_builtin(
+        bind=settings.bind,
+        advertise=settings.advertise,
+        ports=settings.ports,
+        settings=RelaySettings(settings.timeout, settings.hold_timeout),
+    )
 
 
 def _resolver(config: Config) -> dns.asyncresolver.Resolver | None:

@@ -4,6 +4,7 @@ A policy file (``policies/*.toml``, documented key by key in
 ``policies/example.toml``) has four parts::
 
     [wedge]        global settings: advertised FQDN, logging, RFC 3261 timers
+    [media]        the media relay: built-in or none, its address and ports
     [[listener]]   sockets Wedge listens on (udp, tcp, tls, ws, wss)
     [[trunk]]      SIP peers Wedge sends to (a PBX, a carrier, a Teams-style trunk)
     [[route]]      which trunk an initial request goes to; first match wins
@@ -42,6 +43,8 @@ from gateway.config.schema import (
     LogFormat,
     LogLevel,
     MediaProfile,
+    MediaRelay,
+    MediaSettings,
     Route,
     Transport,
     Trunk,
@@ -62,6 +65,8 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "MediaProfile",
+    "MediaRelay",
+    "MediaSettings",
     "Route",
     "Transport",
     "Trunk",

@@ -26,6 +26,8 @@ from gateway.config.schema import (
     LogFormat,
     LogLevel,
     MediaProfile,
+    MediaRelay,
+    MediaSettings,
     Route,
     Transport,
     Trunk,
@@ -40,7 +42,7 @@ from gateway.sip.uri import SipUri, parse_uri
 # ---------------------------------------------------------------------------
 
 _SECTIONS = ("listener", "trunk", "route")
-_TOP_KEYS = ("wedge", *_SECTIONS)
+_TOP_KEYS = ("wedge", "media", *_SECTIONS)
 _WEDGE_KEYS = (
     "fqdn",
     "log_level",
@@ -51,6 +53,7 @@ _WEDGE_KEYS = (
     "dns_servers",
     "nat_keepalive",
 )
+_MEDIA_KEYS = ("relay", "bind", "advertise", "ports", "timeout", "hold_timeout")
 _LISTENER_KEYS = (
     "name",
     "transport",
@@ -496,6 +499,69 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
     )
 
 
+def _media(report: _Report, data: object, first: Listener | None) -> MediaSettings | None:
+    """The ``[media]`` table. By default the relay binds where the first listener
+    does, and a relay bound to a wildcard advertises that listener's address."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        report.error(("media",), f"expected a table ([media]), got {_show(data)}")
+        return None
+    table = _Table(report, ("media",), data, _MEDIA_KEYS)
+    errors = len(report.errors)
+    defaults = MediaSettings()
+    relay = table.choice("relay", MediaRelay)
+    bind = table.string("bind")
+    advertise = table.string("advertise")
+    for key, value in (("bind", bind), ("advertise", advertise)):
+        if value is not None and _ipv4(value) is None and _ipv6(value) is None:
+            table.error(key, f"expected an IP address, got {_show(value)}")
+    ports = defaults.ports
+    text = table.string("ports")
+    if text is not None:
+        try:
+            ports = _port_range(text)
+        except _Invalid as exc:
+            table.error("ports", str(exc))
+    timeout = table.seconds("timeout")
+    hold_timeout = table.seconds("hold_timeout")
+    table.finish()
+    bind = bind or (first.bind_host if first is not None else "127.0.0.1")
+    wildcard = bind in ("0.0.0.0", "::")
+    if wildcard and advertise is None and first is not None:
+        host = first.advertise_host
+        if _ipv4(host) is not None or _ipv6(host) is not None:
+            advertise = host
+    if (relay or defaults.relay) is MediaRelay.BUILTIN and wildcard and advertise is None:
+        report.error(
+            ("media", "advertise"),
+            f"media binds to {bind}: set the address peers send media to (advertise)",
+        )
+    if len(report.errors) > errors:
+        return None
+    return MediaSettings(
+        relay=relay or defaults.relay,
+        bind=bind,
+        advertise=advertise,
+        ports=ports,
+        timeout=timeout or defaults.timeout,
+        hold_timeout=hold_timeout or defaults.hold_timeout,
+    )
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    """``40000-49999``: an inclusive range with room for a few calls."""
+    first, dash, last = text.partition("-")
+    if not dash or not _PORT_RE.fullmatch(first) or not _PORT_RE.fullmatch(last):
+        raise _Invalid(f"expected FIRST-LAST, e.g. 40000-49999, got {_show(text)}")
+    low, high = int(first), int(last)
+    if not 1024 <= low < high <= 65535:
+        raise _Invalid(f"expected 1024 <= FIRST < LAST <= 65535, got {_show(text)}")
+    if high - low < 3:
+        raise _Invalid(f"{_show(text)} has room for no call; give at least 4 ports")
+    return low, high
+
+
 def _entries(
     report: _Report, data: dict[str, object], section: str
 ) -> list[tuple[KeyPath, dict[str, object]]]:
@@ -921,6 +987,7 @@ def _parse(
         if listener is not None:
             listeners.append((path, listener))
     _check_binds(report, listeners)
+    media = _media(report, data.get("media"), listeners[0][1] if listeners else None)
     if data.get("listener", []) == []:
         report.error(("listener",), "at least one [[listener]] is required")
 
@@ -957,10 +1024,11 @@ def _parse(
                 "match; move it last",
             )
     report.raise_if_any()
-    assert wedge is not None
+    assert wedge is not None and media is not None
     return (
         Config(
             wedge=wedge,
+            media=media,
             listeners=tuple(listener for _, listener in listeners),
             trunks=tuple(trunks),
             routes=tuple(routes),
@@ -1017,6 +1085,11 @@ class Flags:
     key: str | None = None
     log_level: str | None = None
     log_format: str | None = None
+    media: str | None = None
+    """``builtin`` or ``none``."""
+    media_ports: str | None = None
+    """``FIRST-LAST``."""
+    media_advertise: str | None = None
 
 
 def config_with_flags(path: Path | None, flags: Flags) -> Config:
@@ -1073,6 +1146,15 @@ def _apply_flags(data: dict[str, Any], flags: Flags) -> frozenset[tuple[str, int
         ):
             if value is not None:
                 wedge[key] = value
+    media = data.setdefault("media", {})
+    if isinstance(media, dict):
+        for key, value in (
+            ("relay", flags.media),
+            ("ports", flags.media_ports),
+            ("advertise", flags.media_advertise),
+        ):
+            if value is not None:
+                media[key] = value
     if flags.listen:
         data["listener"] = [_listen_flag(text, i) for i, text in enumerate(flags.listen, 1)]
         written.update(("listener", i) for i in range(len(flags.listen)))

@@ -70,6 +70,19 @@ DEFAULT_MEDIA_PROFILES: dict[Transport, MediaProfile] = {
 """The media profile a trunk gets when its policy names none, by its transport."""
 
 
+class MediaRelay(enum.StrEnum):
+    """Who carries the media of calls."""
+
+    BUILTIN = "builtin"
+    """Wedge's own relay (ICE-lite, DTLS-SRTP, SDES-SRTP, RTP)."""
+    NONE = "none"
+    """Nobody: SDP passes untouched and media flows end to end (signalling only)."""
+
+
+DEFAULT_MEDIA_PORTS = (40000, 49999)
+"""The UDP port range of the built-in relay (two ports per stream without rtcp-mux)."""
+
+
 class LogLevel(enum.StrEnum):
     """The least severe log record Wedge emits; the names of :mod:`logging` levels."""
 
@@ -119,6 +132,28 @@ class WedgeSettings:
     nat_keepalive: float = 0.0
     """Seconds between keep-alives to UDP clients registered through Wedge, so
     their NAT bindings stay open; 0: none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaSettings:
+    """The ``[media]`` table: the relay calls' media goes through."""
+
+    relay: MediaRelay = MediaRelay.BUILTIN
+
+    bind: str | None = None
+    """The address relay ports bind to; None: the first listener's bind address."""
+
+    advertise: str | None = None
+    """The address written in SDP, for a relay behind 1:1 NAT; None: the bind address."""
+
+    ports: tuple[int, int] = DEFAULT_MEDIA_PORTS
+    """The relay's UDP port range, inclusive."""
+
+    timeout: float = 60.0
+    """Seconds without media from anyone that end a call with BYE both ways."""
+
+    hold_timeout: float = 3600.0
+    """The same while every party holds the call (no one sends)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +312,9 @@ class Config:
 
     wedge: WedgeSettings
     """The ``[wedge]`` settings (all defaults when the table is absent)."""
+
+    media: MediaSettings
+    """The ``[media]`` settings (all defaults when the table is absent)."""
 
     listeners: tuple[Listener, ...]
     """At least one, in file order."""

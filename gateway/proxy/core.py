@@ -43,6 +43,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.proxy.call import CallMedia, MediaJob, profile_for
+from gateway.proxy.dialogs import Dialogs
 from gateway.proxy.routing import Listener, OwnRoute, Router, RouteStamp, Target, uri_target
 from gateway.proxy.timers import Timers
 from gateway.proxy.trunks import TargetKey, TrunkHealth
@@ -68,6 +70,7 @@ from gateway.transaction import (
     TransactionTimedOut,
     TransportFailed,
 )
+from media.control import MediaError
 
 __all__ = ["ProxyCore", "ProxySettings"]
 
@@ -147,6 +150,8 @@ class _Forward:
     loop_hash: str = ""
     answer_timer: int = 0
     """Token of the timer that moves to the next target if nothing answers (0: none)."""
+    media_profile: str | None = None
+    """The media profile policy names for the trunk it went to (None: by transport)."""
 
 
 class ProxyCore:
@@ -158,6 +163,8 @@ class ProxyCore:
         settings: timers and names.
         ids: a source of unique tokens for To tags (random in production).
         health: the state of the trunks' targets, and their probe schedule.
+        media: relay the media of calls (the engine runs :meth:`media_jobs`); without
+            it SDP passes untouched and media flows end to end.
     """
 
     def __init__(
@@ -167,6 +174,7 @@ class ProxyCore:
         settings: ProxySettings | None = None,
         ids: Callable[[], str] | None = None,
         health: TrunkHealth | None = None,
+        media: bool = False,
     ) -> None:
         self.settings = settings or ProxySettings()
         self.health = health or TrunkHealth()
@@ -188,6 +196,8 @@ class ProxyCore:
         self._calls: dict[str, float] = {}
         self._now = 0.0
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        self.media = CallMedia() if media else None
+        self.dialogs = Dialogs(stamp) if media else None
 
     # -- outputs --------------------------------------------------------------
 
@@ -196,6 +206,10 @@ class ProxyCore:
         out = self._out + self.layer.datagrams_to_send()
         self._out = []
         return out
+
+    def media_jobs(self) -> list[MediaJob]:
+        """Work for the media relay, in order; report each with :meth:`media_done`."""
+        return self.media.jobs() if self.media is not None else []
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` has work, or None."""
@@ -224,6 +238,36 @@ class ProxyCore:
         self._now = now
         self.layer.transport_failed(flow, now)
         self._process_events()
+
+    def media_done(self, ticket: int, result: bytes | MediaError | None, now: float) -> None:
+        """The relay finished a :class:`MediaJob`: the rewritten SDP, or why not."""
+        self._now = now
+        if self.media is not None:
+            self.media.done(ticket, result)
+        self._process_events()
+
+    def media_timeout(self, call_id: str, now: float) -> None:
+        """The relay saw the call's media stop: end the call with a BYE to each party."""
+        self._now = now
+        if self.dialogs is None:
+            return
+        byes = self.dialogs.byes(call_id, "Media Timeout", self._own_via)
+        for bye, flow in byes:
+            self.layer.send_request(bye, flow, now)
+        if self.media is not None:
+            self.media.end(call_id)
+        answered = self._calls.pop(call_id, None)
+        if byes:
+            calls.info(
+                "call ended call-id=%s duration_s=%.1f by=media-timeout",
+                call_id,
+                now - (answered or now),
+            )
+        self._process_events()
+
+    def _own_via(self, flow: Flow) -> str | None:
+        listener = self.stamp.listener_of(flow)
+        return None if listener is None else self.stamp.via(listener, "0")
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -265,6 +309,11 @@ class ProxyCore:
     # -- requests ---------------------------------------------------------------
 
     def _on_new_request(self, request: Request, flow: Flow, key: TransactionKey) -> None:
+        if self.dialogs is not None and request.to.tag is not None:
+            if request.method == "BYE":
+                self.dialogs.end(request.call_id)
+            else:
+                self.dialogs.saw(request)
         forward = _Forward(key, request, flow, self._now)
         self._by_server[key] = forward
         listener = self.stamp.listener_of(flow)
@@ -395,6 +444,7 @@ class ProxyCore:
             return _Refusal(503, f"Trunk {target.name} Unavailable")
         if forward is not None:
             forward.trunk_target, forward.alternatives = usable[0], usable[1:]
+            forward.media_profile = target.media_profile
         return self._trunk_hop(usable[0], target.listener)
 
     def _trunk_hop(self, key: TargetKey, listener: str | None) -> _Hop | _Refusal:
@@ -449,6 +499,31 @@ class ProxyCore:
         headers.prepend("Via", self.stamp.via(out_listener, forward.loop_hash))
         forward.outgoing = request
         forward.flow = out_flow
+        if self.media is None:
+            self._send_forward(forward, request, out_flow)
+            return
+        if request.method == "INVITE" and request.to.tag is None:
+            self.media.start(
+                request.call_id,
+                request.from_.tag or "",
+                profile_for(forward.source.transport),
+                profile_for(out_flow.transport, forward.media_profile),
+            )
+        self.media.carry(
+            request,
+            lambda: self._send_forward(forward, request, out_flow),
+            lambda error: self._media_refused(forward, error),
+        )
+        if request.method == "BYE":
+            self.media.end(request.call_id)
+
+    def _send_forward(self, forward: _Forward, request: Request, out_flow: Flow) -> None:
+        if forward.answered or forward.outgoing is not request:
+            return  # answered (or failed over) while the relay worked on its SDP
+        if forward.cancelled and not forward.provisional and request.method == "INVITE":
+            # Cancelled before it left: it never reaches the callee.
+            self._reply(forward, 487, "Request Terminated")
+            return
         forward.client = self.layer.send_request(request, out_flow, self._now)
         self._by_client[forward.client] = forward
         if request.method == "INVITE":
@@ -473,7 +548,16 @@ class ProxyCore:
         _decrement_max_forwards(ack)
         # An ACK is never answered, so no loop check (hash 0): its branch only has to be new.
         ack.headers.prepend("Via", self.stamp.via(out_listener, "0"))
-        self.layer.send_stateless(ack, out_flow)
+        if self.media is None:
+            self.layer.send_stateless(ack, out_flow)
+            return
+        self.media.carry(
+            ack,
+            lambda: self.layer.send_stateless(ack, out_flow),
+            lambda error: self._media_failed(
+                ack, error, lambda: self.layer.send_stateless(ack, out_flow)
+            ),
+        )
 
     def _on_cancel(
         self, cancel: Request, key: TransactionKey, cancels: TransactionKey | None
@@ -554,7 +638,16 @@ class ProxyCore:
                 if status < 300 and forward.request.method == "REGISTER":
                     self._track_registration(forward.source, response)
             forward.answered = True
-        self.layer.send_response(response, self._now)
+        if self.media is None:
+            self.layer.send_response(response, self._now)
+            return
+        if status < 300 and _starts_call(forward.request) and self.dialogs is not None:
+            assert forward.flow is not None
+            self.dialogs.answered(forward.request, response, forward.source, forward.flow)
+        send = lambda: self.layer.send_response(response, self._now)  # noqa: E731
+        self.media.carry(response, send, lambda error: self._media_failed(response, error, send))
+        if status >= 300 and _starts_call(forward.request):
+            self.media.end(response.call_id)
 
     def _on_failure(self, event: TransactionTimedOut | TransportFailed) -> None:
         probe = self._probes.pop(event.key, None)
@@ -708,7 +801,35 @@ class ProxyCore:
         )
         if status >= 300:
             self._log_call(forward, status)
+            if self.media is not None and _starts_call(forward.request):
+                self.media.end(forward.request.call_id)
         self.layer.send_response(response, self._now)
+
+    def _media_refused(self, forward: _Forward, error: MediaError) -> None:
+        """The relay cannot serve a request's offer: refuse the request, with why."""
+        logger.warning(
+            "! media refused call-id=%s status=%d reason=%r",
+            forward.request.call_id,
+            error.status,
+            error.reason,
+        )
+        extra = [("Warning", f'399 wedge "{_quoted(error.reason)}"')]
+        if error.status == 503:
+            extra.append(("Retry-After", "5"))
+        self._reply(forward, error.status, None, tuple(extra))
+
+    def _media_failed(
+        self, message: Request | Response, error: MediaError, send: Callable[[], None]
+    ) -> None:
+        """The relay cannot serve the SDP of a response or an ACK. The dialog exists by
+        now, so the message goes on as it came and the call may lack media."""
+        logger.error(
+            "! media: SDP passed unrelayed call-id=%s message=%s reason=%r",
+            message.call_id,
+            _first_line(message),
+            error.reason,
+        )
+        send()
 
     def _log_call(self, forward: _Forward, status: int) -> None:
         request = forward.request
@@ -824,6 +945,15 @@ def _mark_received(request: Request, flow: Flow) -> None:
         changed = changed.with_param("rport", str(port))
     if changed is not via:
         request.headers.replace_first_value("via", str(changed))
+
+
+def _starts_call(request: Request) -> bool:
+    return request.method == "INVITE" and request.to.tag is None
+
+
+def _quoted(text: str) -> str:
+    """``text`` safe inside a quoted-string (RFC 3261 §25.1)."""
+    return "".join(ch if ch.isprintable() and ch not in '"\\' else "?" for ch in text)
 
 
 def _expires(value: str | None) -> int:

@@ -74,6 +74,9 @@ class Target:
     """The Request-URI user part the route normalised the number to, if it did."""
     alternatives: tuple[tuple[str, Address], ...] = ()
     """The trunk's further (transport, address) targets, in failover order."""
+    media_profile: str | None = None
+    """The trunk's media profile by name (``avp``, ``savp-sdes``, ``webrtc``); None:
+    the one its transport implies."""
 
 
 class Router(Protocol):

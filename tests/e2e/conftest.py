@@ -470,6 +470,9 @@ class Policy:
     """Timer K/I (T4) short too: a stopping Wedge drains transactions waiting on
     them, and SIGKILL comes 5 s after SIGTERM."""
     log_level: str = "info"
+    media: dict[str, str] = field(default_factory=lambda: {"relay": "none"})
+    """The ``[media]`` table. Signalling tests leave SDP alone (the relay's own tests
+    turn it on), so what they assert about bodies is what the peers sent."""
 
     def listener(self, name: str) -> ListenerSpec:
         return next(spec for spec in self.listeners if spec.name == name)
@@ -480,6 +483,9 @@ class Policy:
             f"t1 = {self.t1}",
             f"t4 = {self.t4}",
             f'log_level = "{self.log_level}"',
+            "",
+            "[media]",
+            *(f'{key} = "{value}"' for key, value in self.media.items()),
             "",
         ]
         for spec in self.listeners:

@@ -157,10 +157,10 @@ def test_example_policy_needs_its_certificates_to_load() -> None:
     with pytest.raises(ConfigErrors) as info:
         load_config(POLICIES / "example.toml")
     assert [(e.key, e.line) for e in info.value.errors] == [
-        ('listener "browsers".cert', 68),
-        ('listener "browsers".key', 69),
-        ('listener "carrier-tls".cert', 90),
-        ('listener "carrier-tls".key', 91),
+        ('listener "browsers".cert', 90),
+        ('listener "browsers".key', 91),
+        ('listener "carrier-tls".cert', 112),
+        ('listener "carrier-tls".key', 113),
     ]
 
 
@@ -364,7 +364,7 @@ def test_ipv6_bind_and_advertise() -> None:
 )
 def test_advertise(advertise: str, host: str, port: int) -> None:
     text = GOOD.replace('"127.0.0.1:5060"', f'"0.0.0.0:5060"\nadvertise = "{advertise}"')
-    listener = parse(text).listeners[0]
+    listener = parse(text + '\n[media]\nadvertise = "192.0.2.9"\n').listeners[0]
     assert (listener.advertise_host, listener.advertise_port) == (host, port)
 
 
@@ -392,9 +392,27 @@ def test_wildcard_bind_needs_something_to_advertise() -> None:
         'p.toml:1: listener "b".advertise: missing: the listener binds the wildcard address '
         "::, so say which address peers reach it at (or set [wedge] fqdn)"
     )
-    listener = parse('[wedge]\nfqdn = "sbc.example.org"\n' + textwrap.dedent(text)).listeners[0]
+    media = '[media]\nadvertise = "2001:db8::1"\n'
+    policy = '[wedge]\nfqdn = "sbc.example.org"\n' + textwrap.dedent(text) + media
+    listener = parse(policy).listeners[0]
     assert (listener.advertise_host, listener.advertise_port) == ("sbc.example.org", 443)
     assert listener.cert == BASE / "c.pem"
+
+
+def test_media_binds_with_the_first_listener_and_needs_an_address_for_sdp() -> None:
+    assert parse(GOOD).media.bind == "127.0.0.1"
+    assert parse(GOOD).media.advertise is None
+    wildcard = GOOD.replace('"127.0.0.1:5060"', '"0.0.0.0:5060"\nadvertise = "192.0.2.7"')
+    assert (parse(wildcard).media.bind, parse(wildcard).media.advertise) == ("0.0.0.0", "192.0.2.7")
+    by_name = GOOD.replace('"127.0.0.1:5060"', '"0.0.0.0:5060"\nadvertise = "sbc.example.org"')
+    assert error(by_name) == (
+        "p.toml: media.advertise: media binds to 0.0.0.0: set the address peers send media "
+        "to (advertise)"
+    )
+    assert parse(by_name + '\n[media]\nrelay = "none"\n').media.relay == "none"
+    assert error(GOOD + '\n[media]\nports = "50000-40000"\n') == (
+        "p.toml:11: media.ports: expected 1024 <= FIRST < LAST <= 65535, got '50000-40000'"
+    )
 
 
 def test_fqdn_must_be_a_name() -> None:
