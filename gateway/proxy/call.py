@@ -15,9 +15,10 @@ Offer or answer (RFC 3264, RFC 3261 §13.2.1, RFC 3311, RFC 3262): a description
 a party is an answer when the other party's offer is outstanding, and an offer
 otherwise. An answer in a provisional response leaves the offer outstanding, since
 the 2xx repeats it (RFC 3261 §13.2.1) or, from another fork, differs; any other answer
-completes the exchange. A body its sender already sent (a retransmitted 2xx, the
-same answer in the 183 and the 200) is not sent to the relay again: the rewrite of
-last time is used.
+completes the exchange. A body its sender already sent in the same exchange (a
+retransmitted 2xx, the same answer in the 183 and the 200) is not sent to the relay
+again: the rewrite of last time is used. A new offer starts a new exchange, since
+the same answer text then answers something else (an ICE restart, say).
 
 The state of a call ends with :meth:`CallMedia.end` (BYE, a failed initial INVITE),
 which queues the relay's ``delete`` behind whatever the call still has under way.
@@ -195,6 +196,10 @@ class CallMedia:
         message, proceed, fail = waiting.message, waiting.proceed, waiting.fail
         if message is not None and proceed is not None and fail is not None:
             if isinstance(result, bytes):
+                if waiting.kind == "offer":
+                    # A new exchange: the other party's last answer answered another
+                    # offer, so the same text from it now needs a fresh rewrite.
+                    call.sent.clear()
                 call.sent[waiting.sender] = (waiting.body, result)
                 self._exchanged(call, waiting.kind, message, waiting.sender)
                 message.body = result

@@ -192,3 +192,21 @@ def test_a_reoffer_from_the_callee_is_an_offer_from_its_tag() -> None:
     assert job.negotiation is not None
     assert (job.negotiation.from_tag, job.negotiation.source) == ("pbx1", AVP)
     assert job.negotiation.destination is WEBRTC
+
+
+def test_the_same_answer_to_a_new_offer_goes_to_the_relay_again() -> None:
+    media, record = _started(), Recorder()
+    request = _invite()
+    record.carry(media, "invite", request)
+    media.done(_one(media).ticket, b"offer-out")
+    record.carry(media, "200", _response(request, 200, SDP.decode()))
+    media.done(_one(media).ticket, b"answer-out")
+    restart = _invite(body=SDP.replace(b"49170", b"49180"))
+    record.carry(media, "reinvite", restart)
+    media.done(_one(media).ticket, b"offer-2")
+    again = _response(restart, 200, SDP.decode())  # the PBX's text is unchanged
+    record.carry(media, "200 again", again)
+    job = _one(media)
+    assert job.kind == "answer"
+    media.done(job.ticket, b"answer-2")
+    assert again.body == b"answer-2"
