@@ -470,7 +470,7 @@ class Policy:
     """Timer K/I (T4) short too: a stopping Wedge drains transactions waiting on
     them, and SIGKILL comes 5 s after SIGTERM."""
     log_level: str = "info"
-    media: dict[str, str] = field(default_factory=lambda: {"relay": "none"})
+    media: dict[str, str | float] = field(default_factory=lambda: {"relay": "none"})
     """The ``[media]`` table. Signalling tests leave SDP alone (the relay's own tests
     turn it on), so what they assert about bodies is what the peers sent."""
 
@@ -485,7 +485,7 @@ class Policy:
             f'log_level = "{self.log_level}"',
             "",
             "[media]",
-            *(f'{key} = "{value}"' for key, value in self.media.items()),
+            *(f"{key} = {_toml(value)}" for key, value in self.media.items()),
             "",
         ]
         for spec in self.listeners:
@@ -504,6 +504,10 @@ class Policy:
                 lines += [f'{key} = "{value}"' for key, value in table.items()]
                 lines.append("")
         return "\n".join(lines)
+
+
+def _toml(value: str | float) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def wedge_command(config: Path) -> list[str]:

@@ -234,12 +234,13 @@ class UserAgent:
         lines.append(f"Content-Length: {len(body.encode())}")
         return parse_message(("\r\n".join(lines) + "\r\n\r\n" + body).encode())  # type: ignore[return-value]
 
-    def invite(self, uri: str) -> Request:
-        """The initial INVITE of a new dialog to ``uri``."""
+    def invite(self, uri: str, sdp: str | None = None) -> Request:
+        """The initial INVITE of a new dialog to ``uri``, offering ``sdp`` (or a PCMU
+        stream that nothing listens to)."""
         self.remote_uri = uri
         self.remote_target = uri
         self.cseq = 1
-        return self._request("INVITE", uri, 1, body=SDP.format(version=1))
+        return self._request("INVITE", uri, 1, body=sdp or SDP.format(version=1))
 
     def establish(self, response: Response) -> None:
         """Take the dialog from a 2xx to our INVITE: the callee's tag and Contact, and
@@ -290,9 +291,9 @@ class UserAgent:
 
     # -- the steps a test runs ------------------------------------------------
 
-    async def call(self, uri: str, timeout: float = TIMEOUT) -> Response:
+    async def call(self, uri: str, timeout: float = TIMEOUT, sdp: str | None = None) -> Response:
         """INVITE ``uri``, wait for the 200, ACK it. Returns the 200."""
-        await self.send(self.invite(uri))
+        await self.send(self.invite(uri, sdp))
         ok = await self.expect_response(200, "INVITE", timeout)
         self.establish(ok)
         await self.send(self.ack(ok))
