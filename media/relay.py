@@ -90,6 +90,7 @@ class RelayPort:
         "_certificate",
         "_debug",
         "_dtls_role",
+        "consent",
         "dropped",
         "dtls",
         "fingerprints",
@@ -119,6 +120,8 @@ class RelayPort:
         self.secure = False
         """The leg is SRTP: nothing passes in or out before the keys are known."""
         self.fingerprints: tuple[Fingerprint, ...] = ()
+        self.consent = True
+        """RFC 7675: the party still sends consent checks (ICE legs only)."""
         self.last_received = 0.0
         """When the last RTP or RTCP packet arrived (0: never)."""
         self.dropped: Counter[str] = Counter()
@@ -160,7 +163,7 @@ class RelayPort:
     def destination(self) -> Address | None:
         """Where this port sends to its party now."""
         if self.ice is not None:
-            return self.ice.selected
+            return self.ice.selected if self.consent else None
         return self.remote
 
     # -- the hot path ---------------------------------------------------------------------
@@ -334,7 +337,20 @@ class RelayPort:
                 self.send(datagram, destination)
 
     def handle_timer(self, now: float) -> None:
-        """Periodic work: DTLS retransmission."""
+        """Periodic work: consent freshness, DTLS retransmission."""
+        ice = self.ice
+        if ice is not None:
+            # RFC 7675 §5.1: without consent, stop sending (and start again when the
+            # party checks again, which refreshes it).
+            consent = not ice.consent_expired(now)
+            if consent != self.consent:
+                self.consent = consent
+                logger.info(
+                    "ICE consent %s port=%d peer=%s",
+                    "regained" if consent else "lost: sending stops",
+                    self.number,
+                    ice.selected,
+                )
         dtls = self.dtls
         if dtls is None or dtls.state is not DtlsState.CONNECTING:
             return

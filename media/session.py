@@ -278,6 +278,7 @@ class MediaSession:
                     self._learn_sdes(leg, index, media, stream, offer=offer)
             if profile.dtls:
                 self._learn_dtls(leg, sd, offer=offer)
+            _serve(leg)  # the payload types that tell bundled streams apart changed
             if restarted:
                 logger.info("ICE restart call-id=%s leg=%s", self.call_id, leg.tag)
         except SdpError as exc:

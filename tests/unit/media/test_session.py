@@ -22,7 +22,7 @@ from media.srtp import SrtpContext
 from sdp.attributes import CRYPTO, FINGERPRINT, ICE_PWD, ICE_UFRAG, RTCP, SETUP, Setup
 from sdp.model import SessionDescription, parse
 from sdp.rewrite import AVP, SAVP_SDES, WEBRTC, Profile
-from tests.helpers.golden import CHROME_AUDIO, fixture
+from tests.helpers.golden import CHROME_AUDIO, CHROME_AUDIO_VIDEO, fixture
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,9 @@ class Browser:
         self.own_ufrag = "Me+N"  # the fixture's a=ice-ufrag
         self.dtls = DtlsSrtpEndpoint(certificate, DtlsRole.CLIENT, media.get_all(FINGERPRINT))
 
-    def check(self, port: RelayPort, network: Network, nominate: bool = True) -> bool:
+    def check(
+        self, port: RelayPort, network: Network, nominate: bool = True, now: float = 1.0
+    ) -> bool:
         attributes: dict[str, object] = {
             "USERNAME": f"{self.ufrag}:{self.own_ufrag}",
             "PRIORITY": 1,
@@ -121,7 +123,7 @@ class Browser:
             attributes["USE-CANDIDATE"] = None
         message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST, b"x" * 12, attributes)
         message.add_message_integrity(self.pwd.encode())
-        port.receive(bytes(message), BROWSER, 1.0)
+        port.receive(bytes(message), BROWSER, now)
         replies = network.take(BROWSER)
         response = stun.parse_message(replies[-1][1])
         return response.message_class is stun.Class.RESPONSE
@@ -343,3 +345,76 @@ def test_a_webrtc_offer_without_ice_credentials_is_refused(
     )
     with pytest.raises(MediaError, match="ICE credentials"):
         session.offer(_negotiation("a", None, WEBRTC, AVP), offer)
+
+
+def test_bundled_audio_and_video_split_toward_the_pbx_and_join_back(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    session = _session(network, relay_certificate)
+    text = fixture(CHROME_AUDIO_VIDEO).decode()
+    old = next(line for line in text.splitlines() if line.startswith("a=fingerprint:"))
+    chrome = text.replace(old, f"a=fingerprint:{browser_certificate.fingerprint}").encode()
+    offer = parse(session.offer(_negotiation("alice", None, WEBRTC, AVP), chrome))
+    audio, video = offer.media
+    assert audio.port != video.port, "one PBX port per stream"
+    assert "a=group" not in str(offer)
+    pbx = (
+        b"v=0\r\no=pbx 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+        b"m=audio 10036 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"
+        b"m=video 10038 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+    )
+    answer = parse(session.answer(_negotiation("pbx", "alice", AVP, WEBRTC), pbx))
+    assert answer.attribute("group") == "BUNDLE 0 1"
+    first, second = answer.media
+    assert first.port == second.port, "bundled: one relay port (RFC 9143)"
+    assert [first.mid, second.mid] == ["0", "1"]
+    # RFC 9143 §7.1.3: transport attributes on the tagged m= line only.
+    assert first.get(ICE_UFRAG) and first.get(FINGERPRINT)
+    assert second.get(ICE_UFRAG) is None and second.get(FINGERPRINT) is None
+
+    browser = Browser(browser_certificate, answer)
+    browser.own_ufrag = parse(chrome).media[0].get(ICE_UFRAG) or ""
+    web_port = network.ports[first.port]
+    assert browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    sound, picture = _rtp(1, pt=111, ssrc=1), _rtp(1, b"\x99" * 900, pt=96, ssrc=2)
+    web_port.receive(browser.srtp.protect(sound), BROWSER, 2.0)
+    web_port.receive(browser.srtp.protect(picture), BROWSER, 2.0)
+    assert network.take() == [
+        (audio.port, sound, ("192.0.2.50", 10036)),
+        (video.port, picture, ("192.0.2.50", 10038)),
+    ]
+    back = _rtp(5, b"\x42" * 900, pt=96, ssrc=9)
+    network.ports[video.port].receive(back, ("192.0.2.50", 10038), 2.0)
+    [(source, data, to)] = network.take()
+    assert (source, to) == (first.port, BROWSER)
+    assert browser.srtp.unprotect(data) == back
+    # RTCP from the browser about the video goes to the PBX's video RTCP port.
+    report = struct.pack("!BBHI", 0x80, 200, 1, 2)
+    web_port.receive(browser.srtp.protect_rtcp(report), BROWSER, 2.0)
+    [(source, data, to)] = network.take()
+    assert (source, data, to) == (video.port + 1, report, ("192.0.2.50", 10039))
+
+
+def test_without_consent_checks_the_relay_stops_sending_to_the_browser(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    browser = Browser(browser_certificate, answer)
+    web_port = network.ports[browser.port]
+    pbx_port = network.ports[offer.media[0].port]
+    browser.check(web_port, network)  # at t=1
+    browser.handshake(web_port, network)
+    web_port.handle_timer(30.0)
+    pbx_port.receive(_rtp(1), PBX, 30.0)
+    assert len(network.take(BROWSER)) == 1
+    web_port.handle_timer(31.5)  # RFC 7675: 30 s without a check
+    pbx_port.receive(_rtp(2), PBX, 31.5)
+    assert network.take(BROWSER) == []
+    assert web_port.dropped["no destination"] == 1
+    browser.check(web_port, network, now=32.0)  # consent again
+    web_port.handle_timer(32.0)
+    pbx_port.receive(_rtp(3), PBX, 32.0)
+    assert len(network.take(BROWSER)) == 1
