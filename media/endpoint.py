@@ -16,7 +16,6 @@ a new one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -127,10 +126,10 @@ def _sender(sock: socket.socket) -> Callable[[bytes, Address], object]:
     sendto = sock.sendto
 
     def send(data: bytes, address: Address) -> None:
-        # A full buffer or an ICMP error from an earlier send: the packet is lost, as
-        # it would be on the network.
-        with contextlib.suppress(OSError):
+        try:
             sendto(data, address)
+        except OSError:
+            pass  # a full buffer, an ICMP error: lost, as on the network
 
     return send
 
