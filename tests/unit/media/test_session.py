@@ -418,3 +418,24 @@ def test_without_consent_checks_the_relay_stops_sending_to_the_browser(
     web_port.handle_timer(32.0)
     pbx_port.receive(_rtp(3), PBX, 32.0)
     assert len(network.take(BROWSER)) == 1
+
+
+def test_the_latest_fork_to_answer_owns_the_callee_leg(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network()
+    session = _session(network, relay_certificate)
+    offer = parse(
+        session.offer(_negotiation("alice", None, WEBRTC, AVP), _chrome_offer(browser_certificate))
+    )
+    early = parse(session.answer(_negotiation("fork-a", "alice", AVP, WEBRTC), _pbx_answer()))
+    other = _pbx_answer().replace(b"192.0.2.50", b"192.0.2.60").replace(b"10036", b"20000")
+    final = parse(session.answer(_negotiation("fork-b", "alice", AVP, WEBRTC), other))
+    assert final.media[0].port == early.media[0].port  # the browser sees one relay port
+    browser = Browser(browser_certificate, final)
+    web_port = network.ports[browser.port]
+    browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    web_port.receive(browser.srtp.protect(_rtp(1)), BROWSER, 2.0)
+    assert network.take() == [(offer.media[0].port, _rtp(1), ("192.0.2.60", 20000))]
+    assert [leg.tag for leg in session.legs] == ["alice", "fork-b"]
