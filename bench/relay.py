@@ -14,8 +14,8 @@ are measured per packet.
 
 Relays:
 
-- ``builtin``: Wedge's relay (``media.endpoint.start_builtin``), driven through a
-  small JSON-lines control channel on the child's stdin/stdout;
+- ``builtin``: Wedge's relay as one worker process (``python -m media.worker``,
+  what ``[media] workers`` runs one per core), driven over its JSON-lines pipe;
 - ``rtpengine``: Sipwise rtpengine in userspace (``--table=-1``), started here and
   driven with its ng protocol, when ``media.rtpengine`` is available.
 
@@ -26,7 +26,6 @@ Progress goes to stderr; the table at the end to stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -59,71 +58,33 @@ SUITE = "AES_CM_128_HMAC_SHA1_80"
 HEADER = struct.Struct("!BBHII")
 
 
-# -- the relay under test: Wedge's built-in relay in a child process -------------------
-
-
-def serve(ports: str) -> None:
-    """Child process: run the built-in relay; JSON commands on stdin, replies on stdout."""
-    from gateway.transport.loop import install_uvloop
-    from media.control import MediaError, Negotiation
-    from media.endpoint import start_builtin
-    from sdp.rewrite import PROFILES
-
-    install_uvloop()
-
-    async def main() -> None:
-        first, last = (int(p) for p in ports.split("-"))
-        relay, stop = await start_builtin(bind=LOCAL, advertise=None, ports=(first, last))
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := await reader.readline():
-            command = json.loads(line)
-            reply: dict[str, Any] = {}
-            try:
-                if command["op"] == "delete":
-                    await relay.delete(command["call"])
-                else:
-                    negotiation = Negotiation(
-                        command["call"],
-                        command["from"],
-                        command.get("to"),
-                        PROFILES[command["source"]],
-                        PROFILES[command["destination"]],
-                    )
-                    sdp = command["sdp"].encode()
-                    method = relay.offer if command["op"] == "offer" else relay.answer
-                    reply["sdp"] = (await method(negotiation, sdp)).decode()
-            except MediaError as exc:
-                reply["error"] = exc.reason
-            sys.stdout.write(json.dumps(reply) + "\n")
-            sys.stdout.flush()
-        stop()
-
-    asyncio.run(main())
+# -- the relay under test: Wedge's built-in relay, one worker process -------------------
 
 
 class Builtin:
-    """The built-in relay in a child process, pinned to one core where possible."""
+    """The built-in relay as one worker process (:mod:`media.worker`), on one core."""
 
     name = "builtin"
 
     def __init__(self, ports: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", ports],
+            [sys.executable, "-m", "media.worker", "--bind", LOCAL, "--ports", ports],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
         _pin(self.process.pid, 0)
+        self._ids = 0
 
-    def command(self, **command: Any) -> dict[str, Any]:
+    def command(self, **order: Any) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
+        self._ids += 1
+        self.process.stdin.write(json.dumps({"id": self._ids, **order}) + "\n")
         self.process.stdin.flush()
         reply: dict[str, Any] = json.loads(self.process.stdout.readline())
         if "error" in reply:
-            raise RuntimeError(f"relay refused {command['op']}: {reply['error']}")
+            raise RuntimeError(f"relay refused {order['op']}: {reply['error']}")
         return reply
 
     def offer(self, call: str, sdp: str, source: str, destination: str) -> str:
@@ -263,9 +224,7 @@ def setup(relay: Builtin, count: int, mode: str, a: socket.socket, b: socket.soc
     return calls
 
 
-def run_level(
-    relay: Builtin, count: int, mode: str, seconds: float, warmup: float = 1.0
-) -> Level:
+def run_level(relay: Builtin, count: int, mode: str, seconds: float, warmup: float = 1.0) -> Level:
     """``count`` calls for ``warmup`` + ``seconds``; what was measured after the warm-up.
 
     A packet is known by the SSRC and sequence number of its (clear) RTP header: the
@@ -395,7 +354,6 @@ def climb(relay: Builtin, mode: str, args: argparse.Namespace) -> Level | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", metavar="PORTS", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--modes", nargs="+", default=["plain", "srtp"], choices=["plain", "srtp"])
     parser.add_argument("--relays", nargs="+", default=["builtin"], choices=["builtin"])
@@ -404,9 +362,6 @@ def main() -> int:
     parser.add_argument("--max", type=int, default=3000)
     parser.add_argument("--ports", default="30000-39999")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return 0
     _pin(os.getpid(), 1)
     results: dict[tuple[str, str], Level | None] = {}
     for name in args.relays:
