@@ -110,8 +110,11 @@ def make_certificate(
     days: int = LEAF_DAYS,
     key: Key | None = None,
     serial: int | None = None,
+    also_client: bool = False,
 ) -> tuple[x509.Certificate, Key]:
-    """A leaf signed by ``ca_cert``: serverAuth, or clientAuth when ``client``.
+    """A leaf signed by ``ca_cert``: serverAuth, or clientAuth when ``client``, or
+    both when ``also_client`` (an SBC presents its certificate both ways: as the
+    server to peers that call it, as the client on connections it opens).
 
     Names go in the subjectAltName, which is all TLS clients check (RFC 6125 §6.4.4);
     a server certificate given no names gets ``common_name`` as its one DNS name.
@@ -122,7 +125,9 @@ def make_certificate(
         san_dns = [common_name]
     names: list[x509.GeneralName] = [x509.DNSName(name) for name in san_dns]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in san_ips]
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+    if also_client and not client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         x509.CertificateBuilder()
@@ -147,7 +152,7 @@ def make_certificate(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
@@ -192,12 +197,16 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def key_pem(key: Key) -> bytes:
-    """The private key in unencrypted PKCS#8 PEM (development keys have no passphrase)."""
+def key_pem(key: Key, passphrase: bytes | None = None) -> bytes:
+    """The private key in PKCS#8 PEM: unencrypted (development keys), or encrypted
+    with ``passphrase`` (the best cipher the library offers)."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 
