@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.proxy.call import CallMedia, MediaJob, profile_for
 from gateway.proxy.dialogs import Dialogs
+from gateway.proxy.peering import X_MS_SBC, restore_target, rewrite_contacts
 from gateway.proxy.routing import Listener, OwnRoute, Router, RouteStamp, Target, uri_target
 from gateway.proxy.timers import Timers
 from gateway.proxy.trunks import TargetKey, TrunkHealth
@@ -83,6 +84,9 @@ DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 MAX_TRACKED_CALLS = 100_000
 """Answered calls remembered for their duration log line; the oldest go first."""
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE"
+SUPPORTED = "path, outbound"
+"""The extensions Wedge itself implements (RFC 3327 Path, RFC 5626 flows), as its
+answer to an OPTIONS says; end-to-end ones (replaces, timer) are the UAs' to say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,13 @@ class ProxySettings:
     answer_timeout: float = 0.5
     """Seconds a trunk target may take to answer anything (a 100 Trying will do)
     before Wedge tries the trunk's next target: one retransmission interval (T1)."""
+    x_ms_sbc: Mapping[str, str] = field(default_factory=dict)
+    """By listener name: the ``X-MS-SBC`` value written on messages leaving it."""
+    rewrite_contact: frozenset[str] = frozenset()
+    """Listener names whose outgoing Contacts name the listener (see peering.py)."""
+    probe_name: Callable[[TargetKey], str | None] | None = None
+    """The host name an OPTIONS probe of a trunk target addresses (its certificate's
+    name, for a TLS trunk); None, or no name: the target's address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +345,11 @@ class ProxyCore:
             self._reply(forward, 482)
             return
         if request.method == "OPTIONS" and self._for_us(request):
-            self._reply(forward, 200, extra=(("Allow", ALLOW), ("Accept", "application/sdp")))
+            self._reply(
+                forward,
+                200,
+                extra=(("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", SUPPORTED)),
+            )
             return
         # The request as received stays as it is, for the responses Wedge may make.
         outgoing = request.copy()
@@ -371,6 +386,9 @@ class ProxyCore:
         self, request: Request, flow: Flow, listener: Listener, forward: _Forward | None = None
     ) -> _Hop | _Refusal:
         """Route processing (§16.4) and the choice of the next hop (§16.5)."""
+        if self.settings.rewrite_contact:
+            # A Request-URI that is a Contact we rewrote: its own target again.
+            restore_target(request, self.stamp.is_ours)
         routes = request.routes
         # §16.4: a strict router put our address in the Request-URI and the
         # remote target in the last Route entry; undo that.
@@ -497,6 +515,7 @@ class ProxyCore:
             else:
                 headers.prepend("Record-Route", stamp(in_listener, forward.source, double=False))
         headers.prepend("Via", self.stamp.via(out_listener, forward.loop_hash))
+        self._dress(request, out_listener)
         forward.outgoing = request
         forward.flow = out_flow
         if self.media is None:
@@ -548,6 +567,7 @@ class ProxyCore:
         _decrement_max_forwards(ack)
         # An ACK is never answered, so no loop check (hash 0): its branch only has to be new.
         ack.headers.prepend("Via", self.stamp.via(out_listener, "0"))
+        self._dress(ack, out_listener)
         if self.media is None:
             self.layer.send_stateless(ack, out_flow)
             return
@@ -638,6 +658,9 @@ class ProxyCore:
                 if status < 300 and forward.request.method == "REGISTER":
                     self._track_registration(forward.source, response)
             forward.answered = True
+        listener = self.stamp.listener_of(forward.source)
+        if listener is not None:
+            self._dress(response, listener)
         if self.media is None:
             self.layer.send_response(response, self._now)
             return
@@ -743,10 +766,16 @@ class ProxyCore:
             return
         flow, listener = hop
         host, port = listener.advertise
-        address = f"[{target[2][0]}]" if ":" in target[2][0] else target[2][0]
+        name = self.settings.probe_name(target) if self.settings.probe_name else None
+        address = name or (f"[{target[2][0]}]" if ":" in target[2][0] else target[2][0])
         uri = f"sip:{address}:{target[2][1]}"
+        # Microsoft's Direct Routing wants the SBC's FQDN, port and transport as the
+        # Contact (and in From and Via) of the keep-alive OPTIONS it counts.
+        contact = f"sip:{host}:{port}"
         if target[1] != "udp":
             uri += f";transport={_URI_TRANSPORT[target[1]]}"
+        if listener.transport != "udp":
+            contact += f";transport={_URI_TRANSPORT[listener.transport]}"
         tag = self._ids()
         options = Request(
             "OPTIONS",
@@ -759,8 +788,9 @@ class ProxyCore:
                     ("To", f"<{uri}>"),
                     ("Call-ID", f"probe-{tag}@{host}"),
                     ("CSeq", "1 OPTIONS"),
-                    ("Contact", f"<sip:wedge@{host}:{port}>"),
+                    ("Contact", f"<{contact}>"),
                     ("User-Agent", self.settings.server),
+                    *self._identity(flow),
                     ("Content-Length", "0"),
                 ]
             ),
@@ -779,6 +809,25 @@ class ProxyCore:
 
     # -- helpers ------------------------------------------------------------------
 
+    def _dress(self, message: Request | Response, listener: Listener) -> None:
+        """What a message leaving ``listener`` carries for its peer (peering.py)."""
+        identity = self.settings.x_ms_sbc.get(listener.name)
+        if identity is not None:
+            message.headers.set(X_MS_SBC, identity)
+        if listener.name in self.settings.rewrite_contact and not (
+            isinstance(message, Response) and message.status >= 300
+        ):
+            # A 3xx's Contacts are where to go instead, not us: never rewritten.
+            rewrite_contacts(message, listener)
+
+    def _identity(self, flow: Flow) -> tuple[tuple[str, str], ...]:
+        """``X-MS-SBC`` for a message of our own on ``flow``, if its listener says so."""
+        if not self.settings.x_ms_sbc:
+            return ()
+        listener = self.stamp.listener_of(flow)
+        identity = self.settings.x_ms_sbc.get(listener.name) if listener is not None else None
+        return ((X_MS_SBC, identity),) if identity is not None else ()
+
     def _reply(
         self,
         forward: _Forward,
@@ -792,12 +841,13 @@ class ProxyCore:
         forward.answered = True
         self._timers.cancel(forward.timer_c)
         self._timers.cancel(forward.answer_timer)
+        identity = self._identity(forward.source)
         response = make_response(
             forward.request,
             status,
             reason,
             to_tag=self._ids(),
-            extra=(("Server", self.settings.server), *extra),
+            extra=(("Server", self.settings.server), *identity, *extra),
         )
         if status >= 300:
             self._log_call(forward, status)

@@ -26,6 +26,16 @@ were waiting on it; the next send dials again.
 
 Every end of a connection is reported once, from ``connection_lost``, except the
 ones :meth:`StreamTransport.close` causes: the engine is shutting down then.
+
+TLS. A TLS listener accepts TCP connections itself and runs each handshake with
+``loop.connect_accepted_socket``, so it knows the peer before the handshake (a
+trunk's address gets the trunk's context: its CA bundle, client certificate
+required) and learns of every failed handshake (garbage, an unknown CA, a
+certificate too big, a timeout), which it logs at a limited rate. After a
+handshake, in either direction, a :class:`TlsPeers` policy may still refuse the
+peer (a pin that does not match); the connection is then closed before it
+carries a byte of SIP. Without a policy, one server context and one client
+context serve everything (``ssl_server``/``ssl_client``).
 """
 
 from __future__ import annotations
@@ -35,8 +45,10 @@ import ipaddress
 import itertools
 import logging
 import os
+import socket
 import ssl
-from typing import TYPE_CHECKING, cast
+import struct
+from typing import TYPE_CHECKING, Protocol, cast
 
 from gateway.sip import Flow
 from gateway.sip.flow import Address
@@ -54,7 +66,9 @@ __all__ = [
     "MAX_WRITE_BUFFER",
     "SSL_HANDSHAKE_TIMEOUT",
     "ConnectionLimiter",
+    "FixedTls",
     "StreamTransport",
+    "TlsPeers",
     "next_connection_id",
     "open_stream",
 ]
@@ -86,6 +100,12 @@ than Timer B/F (32 s), so the transaction learns of the failure before it times 
 REFUSAL_LOG_INTERVAL = 10.0
 """Seconds between two log lines about refused connections: a flood must not
 become a log flood. The line says how many were refused since the last one."""
+
+HANDSHAKE_LOG_BURST = 20
+"""Failed TLS handshakes logged one by one before the log is rate limited."""
+HANDSHAKE_LOG_RATE = 1.0
+"""Failed handshakes logged per second once the burst is spent; the next line
+says how many went unlogged."""
 
 _connection_ids = itertools.count(1)
 
@@ -164,19 +184,92 @@ class ConnectionLimiter:
         self._next_log = now + REFUSAL_LOG_INTERVAL
 
 
+class TlsPeers(Protocol):
+    """Who gets which TLS context, and who is refused after the handshake."""
+
+    def server_context(self, remote: Address) -> ssl.SSLContext:
+        """The context for a handshake with a peer that connected from ``remote``."""
+        ...
+
+    def client_context(self, remote: Address) -> tuple[ssl.SSLContext, str | None]:
+        """The context for a connection Wedge opens to ``remote``, and the name to
+        send as SNI and check in its certificate (None: check the address)."""
+        ...
+
+    def refuse(self, ssl_object: ssl.SSLObject, remote: Address, inbound: bool) -> str | None:
+        """Why a peer whose handshake succeeded is refused (a log-ready
+        ``key=value`` text), or None to accept it."""
+        ...
+
+
+class FixedTls:
+    """One server context and one client context for every peer; nobody refused."""
+
+    def __init__(
+        self,
+        server: ssl.SSLContext | None,
+        client: ssl.SSLContext | None,
+        names: dict[Address, str],
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.names = names
+
+    def server_context(self, remote: Address) -> ssl.SSLContext:
+        assert self.server is not None
+        return self.server
+
+    def client_context(self, remote: Address) -> tuple[ssl.SSLContext, str | None]:
+        return self.client or _default_client_context(), self.names.get(remote)
+
+    def refuse(self, ssl_object: ssl.SSLObject, remote: Address, inbound: bool) -> str | None:
+        return None
+
+
+class _RateLimitedLog:
+    """A token bucket in front of a warning: ``burst`` lines at once, then
+    ``rate`` a second; a line after a gap says how many it left out."""
+
+    def __init__(self, burst: int = HANDSHAKE_LOG_BURST, rate: float = HANDSHAKE_LOG_RATE) -> None:
+        self.burst = burst
+        self.rate = rate
+        self._tokens = float(burst)
+        self._last = float("-inf")
+        self.suppressed = 0
+
+    def allow(self, now: float) -> bool:
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.suppressed += 1
+        return False
+
+
 class _Connection(asyncio.Protocol):
     """One TCP or TLS connection, accepted (``remote`` None) or opened by us."""
 
-    def __init__(self, owner: StreamTransport, remote: Address | None = None) -> None:
+    def __init__(
+        self,
+        owner: StreamTransport,
+        remote: Address | None = None,
+        *,
+        accepted: tuple[Address, str] | None = None,
+    ) -> None:
         self._owner = owner
         self.outbound = remote is not None
         self.remote: Address = remote or ("", 0)
+        # A TLS connection the listener accepted and counted before its handshake.
+        self._accepted = accepted is not None
+        if accepted is not None:
+            self.remote = accepted[0]
         self.flow: Flow | None = None  # None until connected; stays None if refused
         self.close_reason: str | None = None  # why *we* closed it, if we did
         self.lost: asyncio.Future[None] = owner.loop.create_future()
         self._transport: asyncio.Transport | None = None
         self._framer = StreamFramer()
-        self._limit_key: str | None = None
+        self._limit_key: str | None = accepted[1] if accepted is not None else None
         self._last_received = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
 
@@ -189,13 +282,21 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = stream = cast(asyncio.Transport, transport)
         owner = self._owner
-        if not self.outbound:
+        if not self.outbound and not self._accepted:
             peer = stream.get_extra_info("peername")
             self._limit_key = owner.limiter.admit(peer[0], owner.loop.time())
             if self._limit_key is None:
                 stream.abort()  # at once: no handshake work, no buffers for it
                 return
             self.remote = (peer[0], peer[1])
+        ssl_object = stream.get_extra_info("ssl_object")
+        if ssl_object is not None and owner.tls is not None:
+            refusal = owner.tls.refuse(ssl_object, self.remote, inbound=not self.outbound)
+            if refusal is not None:
+                self.close_reason = "refused"
+                owner._tls_refused(self, refusal)
+                stream.abort()
+                return
         self.flow = Flow(owner.transport, owner.local, self.remote, next_connection_id())
         self._last_received = owner.loop.time()
         if owner.idle_timeout is not None:
@@ -227,12 +328,17 @@ class _Connection(asyncio.Protocol):
             self._idle_timer.cancel()
         if not self.lost.done():
             self.lost.set_result(None)
+        self.release()
         if self.flow is None:
-            return  # refused at once: it was never counted or reported
-        if self._limit_key is not None:
-            self._owner.limiter.release(self._limit_key)
+            return  # refused at once: it was never reported
         if self.close_reason is not None:
             reason = self.close_reason
+        elif isinstance(exc, ssl.SSLError):
+            # A TLS alert or a record that does not decrypt, after the handshake: a
+            # renegotiation attempt refused (RFC 5746 aside, Wedge never renegotiates),
+            # a peer that gave up, or tampering. Worth a line, unlike a plain close.
+            reason = f"tls error: {exc.reason or exc}"
+            logger.warning("! tls error flow=%s reason=%s", self.flow, exc.reason or exc)
         elif exc is not None:
             reason = f"reset: {exc}"
         else:
@@ -240,6 +346,12 @@ class _Connection(asyncio.Protocol):
         self._owner._connection_lost(self, reason)
 
     # Used by StreamTransport
+
+    def release(self) -> None:
+        """No longer count this connection against its source address (once)."""
+        if self._limit_key is not None:
+            self._owner.limiter.release(self._limit_key)
+            self._limit_key = None
 
     def write(self, data: bytes) -> None:
         stream = self._transport
@@ -308,6 +420,7 @@ class StreamTransport:
         max_write_buffer: int = MAX_WRITE_BUFFER,
         connect_timeout: float = CONNECT_TIMEOUT,
         ssl_handshake_timeout: float = SSL_HANDSHAKE_TIMEOUT,
+        tls: TlsPeers | None = None,
     ) -> None:
         if transport not in ("tcp", "tls"):
             raise ValueError(f"a stream transport is tcp or tls, not {transport!r}")
@@ -330,26 +443,146 @@ class StreamTransport:
         self._dials: dict[Address, _Dial] = {}
         self._peer_names: dict[Address, str] = {}
         self._closing = False
+        self.tls: TlsPeers | None = tls
+        if tls is None and transport == "tls":
+            self.tls = FixedTls(None, ssl_client, self._peer_names)
+        self._socket: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._handshake_log = _RateLimitedLog()
 
     async def listen(self, host: str, port: int, ssl_server: ssl.SSLContext | None) -> None:
-        """Start accepting connections on ``host:port``."""
-        if (self.transport == "tls") != (ssl_server is not None):
-            raise ValueError("tls needs ssl_server, and only tls takes one")
-        self._server = await self.loop.create_server(
-            lambda: _Connection(self),
-            host,
-            port,
-            ssl=ssl_server,
-            ssl_handshake_timeout=self.ssl_handshake_timeout if ssl_server else None,
-        )
-        sockname = self._server.sockets[0].getsockname()
-        self.local = (sockname[0], sockname[1])
+        """Start accepting connections on ``host:port``.
+
+        TLS needs ``ssl_server``, or a :class:`TlsPeers` given at construction
+        (which then chooses the context per peer).
+        """
+        if self.transport == "tls":
+            if isinstance(self.tls, FixedTls):
+                if ssl_server is None:
+                    raise ValueError("tls needs ssl_server (or a TlsPeers policy)")
+                self.tls.server = ssl_server
+            self._listen_tls(host, port)
+        else:
+            if ssl_server is not None:
+                raise ValueError("only tls takes ssl_server")
+            self._server = await self.loop.create_server(lambda: _Connection(self), host, port)
+            sockname = self._server.sockets[0].getsockname()
+            self.local = (sockname[0], sockname[1])
         logger.info(
             "= listening listener=%s transport=%s local=%s:%d",
             self.name,
             self.transport,
             *self.local,
         )
+
+    # TLS: our own accept loop, one handshake task per connection
+
+    def _listen_tls(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        sockname = sock.getsockname()
+        self.local = (sockname[0], sockname[1])
+        self._accepting = self.loop.create_task(self._accept_loop(sock))
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, peer = await self.loop.sock_accept(sock)
+            except OSError as exc:
+                # Out of file descriptors, or a connection reset before we took it:
+                # never a reason to stop listening. A short pause keeps EMFILE from
+                # spinning the loop.
+                if self._handshake_log.allow(self.loop.time()):
+                    logger.warning("! accept failed listener=%s reason=%s", self.name, exc)
+                await asyncio.sleep(0.05)
+                continue
+            remote: Address = (peer[0], peer[1])
+            key = self.limiter.admit(remote[0], self.loop.time())
+            if key is None:
+                # At once and with a reset: no handshake work, no buffers for it.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                continue
+            task = self.loop.create_task(self._handshake(conn, remote, key))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, conn: socket.socket, remote: Address, key: str) -> None:
+        assert self.tls is not None
+        connection: _Connection | None = None
+
+        def made() -> _Connection:
+            nonlocal connection
+            connection = _Connection(self, accepted=(remote, key))
+            return connection
+
+        try:
+            context = self.tls.server_context(remote)
+            await self.loop.connect_accepted_socket(
+                made, conn, ssl=context, ssl_handshake_timeout=self.ssl_handshake_timeout
+            )
+        except asyncio.CancelledError:
+            conn.close()
+            self._release(connection, key)
+            raise
+        except (OSError, ValueError) as exc:  # ssl.SSLError, TimeoutError: OSErrors
+            conn.close()
+            self._release(connection, key)
+            self._handshake_failed(remote, exc)
+
+    def _release(self, connection: _Connection | None, key: str) -> None:
+        """A handshake that failed never reached connection_made: count it down."""
+        if connection is not None:
+            connection.release()
+        else:
+            self.limiter.release(key)
+
+    def _handshake_failed(self, remote: Address, exc: BaseException) -> None:
+        log = self._handshake_log
+        if not log.allow(self.loop.time()):
+            return
+        suppressed, log.suppressed = log.suppressed, 0
+        if isinstance(exc, ConnectionAbortedError) and "longer" in str(exc):
+            reason = "timed out"  # asyncio's words for ssl_handshake_timeout
+        elif isinstance(exc, ConnectionError) and not isinstance(exc, ssl.SSLError):
+            reason = "closed by peer during the handshake"
+        else:
+            reason = _describe(exc)
+        logger.warning(
+            "! tls handshake failed listener=%s peer=%s:%d reason=%s%s",
+            self.name,
+            *remote,
+            reason,
+            f" unlogged={suppressed}" if suppressed else "",
+        )
+
+    def _tls_refused(self, connection: _Connection, refusal: str) -> None:
+        """A peer whose handshake succeeded is refused by the TLS policy."""
+        remote = connection.remote
+        logger.warning(
+            "! tls peer refused listener=%s peer=%s:%d direction=%s %s",
+            self.name,
+            *remote,
+            "out" if connection.outbound else "in",
+            refusal,
+        )
+        if connection.outbound:
+            dial = self._dials.pop(remote, None)
+            if dial is not None and dial.task is not None:
+                dial.task.cancel()
+            self._fail(Flow(self.transport, self.local, remote), f"peer refused: {refusal}")
 
     def set_peer_name(self, remote: Address, name: str) -> None:
         """The host name to expect from ``remote``'s certificate (and send as SNI)
@@ -380,6 +613,14 @@ class StreamTransport:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self._accepting is not None:
+            # Out of sock_accept (which watches the socket) before the socket closes.
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+        if self._socket is not None:
+            self._socket.close()
+        for handshake in list(self._handshakes):
+            handshake.cancel()
         tasks = [dial.task for dial in self._dials.values() if dial.task is not None]
         for task in tasks:
             task.cancel()
@@ -418,9 +659,9 @@ class StreamTransport:
     async def _dial(self, remote: Address, dial: _Dial) -> None:
         context: ssl.SSLContext | None = None
         server_hostname: str | None = None
-        if self.transport == "tls":
-            context = self._ssl_client or _default_client_context()
-            server_hostname = self._peer_names.get(remote)  # None: check the address
+        if self.tls is not None:
+            # server_hostname None: the address itself is checked.
+            context, server_hostname = self.tls.client_context(remote)
         local_host = self.local[0]
         local_addr = None if local_host in ("", "0.0.0.0", "::") else (local_host, 0)
         try:
@@ -524,10 +765,13 @@ async def open_stream(
     max_write_buffer: int = MAX_WRITE_BUFFER,
     connect_timeout: float = CONNECT_TIMEOUT,
     ssl_handshake_timeout: float = SSL_HANDSHAKE_TIMEOUT,
+    tls: TlsPeers | None = None,
 ) -> StreamTransport:
-    """Listen for TCP (``transport="tcp"``) or TLS (``"tls"``, needs ``ssl_server``)
-    on ``host:port``; ``ssl_client`` verifies peers we connect to (default: the
-    system trust store). ``idle_timeout=None`` keeps idle connections forever."""
+    """Listen for TCP (``transport="tcp"``) or TLS (``"tls"``, needs ``ssl_server``
+    or ``tls``) on ``host:port``; ``ssl_client`` verifies peers we connect to
+    (default: the system trust store); ``tls`` instead chooses contexts per peer and
+    may refuse peers after their handshake. ``idle_timeout=None`` keeps idle
+    connections forever."""
     stream = StreamTransport(
         name,
         transport,
@@ -539,6 +783,7 @@ async def open_stream(
         max_write_buffer=max_write_buffer,
         connect_timeout=connect_timeout,
         ssl_handshake_timeout=ssl_handshake_timeout,
+        tls=tls,
     )
     await stream.listen(host, port, ssl_server)
     return stream
