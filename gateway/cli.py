@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
+from certs.check import describe
 from certs.generate import (
     cert_pem,
     key_pem,
@@ -18,10 +19,12 @@ from certs.generate import (
     spki_pin_sha256,
     write_pem,
 )
-from gateway.config import ConfigError, Flags, config_with_flags, load_config
+from certs.load import CertificateError, read_certificates
+from gateway.config import Config, ConfigError, Flags, config_with_flags, load_config
 from gateway.logs import LEVELS, configure_logging
 from gateway.server import serve_forever
 from gateway.sip import ParseError, Request, parse_message
+from gateway.tls import TlsManager, TlsSetupError
 
 
 def _is_hostname(text: str) -> bool:
@@ -84,10 +87,42 @@ def check_config(paths: list[Path]) -> int:
                 print(error)
             failures += 1
             continue
+        problems = _certificate_problems(config)
+        if problems:
+            for problem in problems:
+                print(problem)
+            failures += 1
+            continue
         print(
             f"{path}: ok ({_count(len(config.listeners), 'listener')}, "
             f"{_count(len(config.trunks), 'trunk')}, {_count(len(config.routes), 'route')})"
         )
+    return 1 if failures else 0
+
+
+def _certificate_problems(config: Config) -> list[str]:
+    """What Wedge would refuse to start with in the policy's certificate files."""
+    if not any(listener.transport.secure for listener in config.listeners):
+        return []
+    try:
+        TlsManager(config, now=lambda: datetime.now(UTC)).load()
+    except TlsSetupError as exc:
+        return exc.problems
+    return []
+
+
+def certs_pin(paths: list[Path]) -> int:
+    """``wedge certs pin``: the RFC 7469 pin-sha256 of every certificate in the files."""
+    failures = 0
+    for path in paths:
+        try:
+            chain = read_certificates(path)
+        except CertificateError as exc:
+            print(f"wedge certs pin: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        for cert in chain:
+            print(f"{path}: {describe(cert)} pin-sha256={spki_pin_sha256(cert)}")
     return 1 if failures else 0
 
 
@@ -98,8 +133,9 @@ def certs_init(fqdn: str, out: Path) -> int:
         return 2
     now = datetime.now(UTC)
     ca, ca_key = make_ca(f"Wedge development CA for {fqdn}", now=now)
+    # serverAuth and clientAuth: an SBC presents one certificate both ways (mutual TLS).
     server, server_key = make_certificate(
-        ca, ca_key, fqdn, [fqdn, "localhost"], ["127.0.0.1"], now=now
+        ca, ca_key, fqdn, [fqdn, "localhost"], ["127.0.0.1"], now=now, also_client=True
     )
     client, client_key = make_certificate(ca, ca_key, f"client.{fqdn}", now=now, client=True)
     files = {
@@ -125,8 +161,31 @@ def certs_init(fqdn: str, out: Path) -> int:
     return 0
 
 
+def _media_flags(values: list[str]) -> tuple[str | None, tuple[str, ...]]:
+    """``--media`` values: the relay (builtin, none), or rtpengine instances.
+
+    Raises:
+        ValueError: an unknown relay, or rtpengine mixed with another relay.
+    """
+    relays = {value for value in values if not value.startswith("rtpengine:")}
+    rtpengine = tuple(value.removeprefix("rtpengine:") for value in values if value not in relays)
+    unknown = relays - {"builtin", "none"}
+    if unknown:
+        raise ValueError(
+            f"--media {sorted(unknown)[0]!r}: expected builtin, none or rtpengine:HOST:PORT"
+        )
+    if len(relays) > 1 or (relays and rtpengine):
+        raise ValueError("--media: give one relay (builtin, none), or rtpengine:HOST:PORT ones")
+    return (relays.pop() if relays else None), rtpengine
+
+
 def run(args: argparse.Namespace) -> int:
     """``wedge run``: serve until Ctrl-C or SIGTERM, then drain and stop."""
+    try:
+        media, rtpengine = _media_flags(args.media)
+    except ValueError as exc:
+        print(f"wedge run: {exc}", file=sys.stderr)
+        return 2
     flags = Flags(
         listen=tuple(args.listen),
         pbx=args.pbx,
@@ -135,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
         key=args.key,
         log_level=args.log_level,
         log_format=args.log_format,
-        media=args.media,
+        media=media,
+        media_rtpengine=rtpengine,
+        media_fallback=args.media_fallback,
         media_ports=args.media_ports,
         media_advertise=args.media_advertise,
     )
@@ -183,13 +244,31 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=("text", "json"))
     serve.add_argument(
         "--media",
+        action="append",
+        default=[],
+        metavar="builtin|none|rtpengine:HOST:PORT[;weight=N]",
+        help="the media relay (default builtin); none leaves SDP and media alone; "
+        "rtpengine:HOST:PORT (repeatable) drives rtpengine instances over ng",
+    )
+    serve.add_argument(
+        "--media-fallback",
         choices=("builtin", "none"),
-        help="the media relay (default builtin); none leaves SDP and media alone",
+        help="with rtpengine: the relay new calls use when no instance answers (default none)",
     )
     serve.add_argument("--media-ports", metavar="FIRST-LAST", help="relay UDP ports")
     serve.add_argument(
         "--media-advertise", metavar="IP", help="the relay's address in SDP (behind 1:1 NAT)"
     )
+    from gateway.demo import run as demo  # imported here: only `wedge demo` needs it
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="a browser softphone, Wedge and a test PBX, on https://127.0.0.1:8443/",
+        description="Serve the web demo over HTTPS and SIP over WSS on one port, with "
+        "Wedge's media relay and a built-in test PBX (echo, tone, DTMF, calls between "
+        "browsers).",
+    )
+    demo.add_arguments(demo_parser)
     certs = commands.add_parser("certs", help="development certificates")
     certs_commands = certs.add_subparsers(dest="certs_command", required=True)
     init = certs_commands.add_parser(
@@ -197,11 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     init.add_argument("--fqdn", required=True, metavar="NAME", help="the server's host name")
     init.add_argument("--out", type=Path, default=Path("certs"), metavar="DIR")
+    pin = certs_commands.add_parser(
+        "pin", help="print the pin-sha256 (RFC 7469) of each certificate in PEM files"
+    )
+    pin.add_argument("files", nargs="+", type=Path, metavar="FILE")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
     if args.command == "certs":
+        if args.certs_command == "pin":
+            return certs_pin(args.files)
         return certs_init(args.fqdn, args.out)
+    if args.command == "demo":
+        return demo.main(args)
     if args.command == "check-message":
         return check_message(args.files)
     return check_config(args.files)

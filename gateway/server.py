@@ -12,14 +12,15 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 
 import dns.asyncresolver
 import dns.nameserver
 
-from certs.context import server_context
-from gateway.config import Config, MediaRelay
+from gateway.config import Config, MediaRelay, MediaSettings
 from gateway.config import Listener as ListenerSpec
 from gateway.engine import Engine
 from gateway.policy import PolicyRouter, TrunkDirectory, health_settings
@@ -27,16 +28,19 @@ from gateway.proxy.core import ProxyCore, ProxySettings
 from gateway.proxy.flowtoken import FlowTokens
 from gateway.proxy.routing import Listener, RouteStamp
 from gateway.proxy.trunks import TrunkHealth
+from gateway.tls import TlsManager, TlsSetupError
 from gateway.transaction import TimerConfig
 from gateway.transport.base import Transport
 from gateway.transport.dns import TrunkResolver, make_resolver
 from gateway.transport.loop import install_uvloop
 from gateway.transport.stream import open_stream
 from gateway.transport.udp import open_udp
-from gateway.transport.ws import open_ws
+from gateway.transport.ws import ProcessRequest, open_ws
 from media.builtin import RelaySettings
 from media.control import MediaControl
 from media.endpoint import start_builtin
+from media.rtpengine import InstanceSpec, start_rtpengine
+from media.workers import start_workers
 
 __all__ = ["Server", "serve_forever", "start"]
 
@@ -56,6 +60,34 @@ class Server:
     resolver: TrunkResolver
     media: MediaControl | None = None
     stop_media: Callable[[], None] = field(default=lambda: None)
+    tls: TlsManager | None = None
+    """The certificates in use, reloadable (SIGHUP); None without tls/wss listeners."""
+    _watch: asyncio.Task[None] | None = None
+
+    def reload_tls(self, why: str = "SIGHUP") -> None:
+        """Read the certificate files again (SIGHUP): new handshakes use what passes
+        its checks; connections already up keep theirs."""
+        if self.tls is None:
+            logger.info("reload: no tls or wss listener")
+            return
+        self.tls.reload(why)
+
+    def watch_tls(self, interval: float) -> None:
+        """Look at the certificate files every ``interval`` seconds: a change
+        reloads them, and certificates close to their end are logged daily."""
+        tls = self.tls
+        if tls is None or interval <= 0 or self._watch is not None:
+            return
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    tls.tick()
+                except Exception:  # a watcher must never die of one bad look
+                    logger.exception("! tls watch failed")
+
+        self._watch = asyncio.get_running_loop().create_task(watch())
 
     async def stop(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Let transactions that wait for a final response finish (up to ``drain``
@@ -67,6 +99,8 @@ class Server:
             await asyncio.sleep(0.05)
         if core is not None and core.layer.unfinished():
             logger.warning("stopping with %d transactions unfinished", core.layer.unfinished())
+        if self._watch is not None:
+            self._watch.cancel()
         self.engine.close()
         if self.media is not None:
             await self.media.close()
@@ -76,15 +110,25 @@ class Server:
         logger.info("stopped")
 
 
-async def start(config: Config) -> Server:
-    """Open every listener of ``config`` and start serving."""
+async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = None) -> Server:
+    """Open every listener of ``config`` and start serving.
+
+    ``http``: by WS/WSS listener name, a hook answering plain HTTP requests on its
+    port (``wedge demo`` serves the web demo this way).
+    """
     loop = asyncio.get_running_loop()
     engine = Engine()
     transports: list[Transport] = []
     listeners: list[Listener] = []
+    tls: TlsManager | None = None
+    if any(spec.transport.secure for spec in config.listeners):
+        # Every certificate is read and checked before any socket opens: a bad one
+        # stops the start with every problem named (TlsSetupError).
+        tls = TlsManager(config, now=lambda: datetime.now(UTC))
+        tls.load()
     try:
         for spec in config.listeners:
-            transport = await _open(spec, engine)
+            transport = await _open(spec, engine, (http or {}).get(spec.name), tls)
             transports.append(transport)
             engine.add(transport)
             port = (
@@ -97,6 +141,8 @@ async def start(config: Config) -> Server:
             )
         resolver = TrunkResolver(resolver=_resolver(config))
         directory = TrunkDirectory(config.trunks, resolver)
+        if tls is not None:
+            tls.directory = directory
         for name in directory.resolved_by_dns():
             await resolver.lookup(name)
         resolver.start()
@@ -115,6 +161,16 @@ async def start(config: Config) -> Server:
             timers=timers,
             answer_timeout=config.wedge.t1,
             nat_keepalive=config.wedge.nat_keepalive,
+            server=config.wedge.user_agent.replace("{version}", wedge_version()),
+            x_ms_sbc={
+                spec.name: spec.x_ms_sbc.replace("{version}", wedge_version())
+                for spec in config.listeners
+                if spec.x_ms_sbc is not None
+            },
+            rewrite_contact=frozenset(
+                spec.name for spec in config.listeners if spec.rewrite_contact
+            ),
+            probe_name=tls.probe_name if tls is not None else None,
         ),
         ids=lambda: secrets.token_hex(6),
         health=health,
@@ -135,7 +191,9 @@ async def start(config: Config) -> Server:
         found = ", ".join(f"{t}:{a[0]}:{a[1]}" for t, a in directory.targets(name)) or "none yet"
         logger.info("trunk=%s targets=%s", name, found)
     engine.poke()
-    return Server(engine, transports, listeners, resolver, media, stop_media)
+    server = Server(engine, transports, listeners, resolver, media, stop_media, tls)
+    server.watch_tls(config.wedge.cert_watch)
+    return server
 
 
 async def _start_media(config: Config) -> tuple[MediaControl | None, Callable[[], None]]:
@@ -143,13 +201,47 @@ async def _start_media(config: Config) -> tuple[MediaControl | None, Callable[[]
     if settings.relay is MediaRelay.NONE:
         logger.info("media relay none: SDP and media pass untouched")
         return None, lambda: None
+    if settings.relay is MediaRelay.BUILTIN:
+        return await _start_builtin(settings)
+    fallback: MediaControl | None = None
+    stop_fallback: Callable[[], None] = lambda: None  # noqa: E731
+    if settings.fallback is MediaRelay.BUILTIN:
+        fallback, stop_fallback = await _start_builtin(settings)
+    specs = [InstanceSpec(i.host, i.port, i.weight) for i in settings.rtpengine]
+    try:
+        relay = await start_rtpengine(specs, fallback=fallback)
+    except BaseException:
+        if fallback is not None:
+            await fallback.close()
+        stop_fallback()
+        raise
+
+    def stop() -> None:
+        relay.stop()
+        stop_fallback()
+
+    return relay, stop
+
+
+async def _start_builtin(settings: MediaSettings) -> tuple[MediaControl, Callable[[], None]]:
+    """The built-in relay: in this process, or in ``workers`` processes."""
     assert settings.bind is not None
-    return await start_builtin(
+    if settings.workers == 1:
+        return await start_builtin(
+            bind=settings.bind,
+            advertise=settings.advertise,
+            ports=settings.ports,
+            settings=RelaySettings(settings.timeout, settings.hold_timeout),
+        )
+    workers = await start_workers(
+        settings.workers,
         bind=settings.bind,
         advertise=settings.advertise,
         ports=settings.ports,
-        settings=RelaySettings(settings.timeout, settings.hold_timeout),
+        timeout=settings.timeout,
+        hold_timeout=settings.hold_timeout,
     )
+    return workers, lambda: None  # close() stops the processes
 
 
 def _resolver(config: Config) -> dns.asyncresolver.Resolver | None:
@@ -162,12 +254,17 @@ def _resolver(config: Config) -> dns.asyncresolver.Resolver | None:
     return resolver
 
 
-async def _open(spec: ListenerSpec, engine: Engine) -> Transport:
+async def _open(
+    spec: ListenerSpec,
+    engine: Engine,
+    http: ProcessRequest | None = None,
+    certificates: TlsManager | None = None,
+) -> Transport:
     transport = str(spec.transport)
     tls = None
     if transport in ("tls", "wss"):
-        assert spec.cert is not None and spec.key is not None  # the loader requires them
-        tls = server_context(str(spec.cert), str(spec.key))
+        assert certificates is not None  # start() builds it for every tls/wss listener
+        tls = certificates.server_context(spec.name)
     if transport == "udp":
         return await open_udp(spec.name, spec.bind_host, spec.bind_port, engine)
     if transport in ("tcp", "tls"):
@@ -179,6 +276,7 @@ async def _open(spec: ListenerSpec, engine: Engine) -> Transport:
             engine,
             ssl_server=tls,
             idle_timeout=spec.idle_timeout,
+            tls=certificates.peers(spec.name) if certificates is not None and tls else None,
         )
     return await open_ws(
         spec.name,
@@ -189,7 +287,16 @@ async def _open(spec: ListenerSpec, engine: Engine) -> Transport:
         ssl_server=tls,
         origins=spec.origins or None,
         idle_timeout=spec.idle_timeout,
+        process_request=http,
     )
+
+
+def wedge_version() -> str:
+    """The installed package's version, for User-Agent, Server and X-MS-SBC."""
+    try:
+        return version("wedge")
+    except PackageNotFoundError:
+        return "0"
 
 
 def _tune_garbage_collector() -> None:
@@ -212,6 +319,10 @@ def serve_forever(config: Config) -> int:
     install_uvloop()
     try:
         asyncio.run(_serve(config))
+    except TlsSetupError as exc:
+        for problem in exc.problems:
+            logger.error("cannot start: %s", problem)
+        return 1
     except OSError as exc:
         logger.error("cannot start: %s", exc)
         return 1
@@ -224,6 +335,7 @@ async def _serve(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     server = await start(config)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     _tune_garbage_collector()
     logger.info("wedge running; Ctrl-C or SIGTERM stops it")
     await stop.wait()

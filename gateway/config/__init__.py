@@ -4,7 +4,7 @@ A policy file (``policies/*.toml``, documented key by key in
 ``policies/example.toml``) has four parts::
 
     [wedge]        global settings: advertised FQDN, logging, RFC 3261 timers
-    [media]        the media relay: built-in or none, its address and ports
+    [media]        the media relay: built-in, rtpengine or none, its address and ports
     [[listener]]   sockets Wedge listens on (udp, tcp, tls, ws, wss)
     [[trunk]]      SIP peers Wedge sends to (a PBX, a carrier, a Teams-style trunk)
     [[route]]      which trunk an initial request goes to; first match wins
@@ -38,6 +38,7 @@ from gateway.config.schema import (
     DEFAULT_MEDIA_PROFILES,
     MAX_CONFIG_CHARS,
     MAX_DURATION,
+    CertFiles,
     Config,
     Listener,
     LogFormat,
@@ -46,9 +47,12 @@ from gateway.config.schema import (
     MediaRelay,
     MediaSettings,
     Route,
+    RtpengineInstance,
+    TlsVersion,
     Transport,
     Trunk,
     TrunkTarget,
+    TrunkTls,
     WedgeSettings,
 )
 
@@ -57,6 +61,7 @@ __all__ = [
     "DEFAULT_MEDIA_PROFILES",
     "MAX_CONFIG_CHARS",
     "MAX_DURATION",
+    "CertFiles",
     "Config",
     "ConfigError",
     "ConfigErrors",
@@ -68,9 +73,12 @@ __all__ = [
     "MediaRelay",
     "MediaSettings",
     "Route",
+    "RtpengineInstance",
+    "TlsVersion",
     "Transport",
     "Trunk",
     "TrunkTarget",
+    "TrunkTls",
     "WedgeSettings",
     "choose_route",
     "config_with_flags",

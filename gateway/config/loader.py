@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from certs.pinning import parse_pin
 from gateway.config.errors import ConfigError, ConfigErrors
 from gateway.config.locator import BARE_KEY, KeyPath, Locator
 from gateway.config.schema import (
@@ -21,6 +22,7 @@ from gateway.config.schema import (
     DEFAULT_MEDIA_PROFILES,
     MAX_CONFIG_CHARS,
     MAX_DURATION,
+    CertFiles,
     Config,
     Listener,
     LogFormat,
@@ -29,9 +31,12 @@ from gateway.config.schema import (
     MediaRelay,
     MediaSettings,
     Route,
+    RtpengineInstance,
+    TlsVersion,
     Transport,
     Trunk,
     TrunkTarget,
+    TrunkTls,
     WedgeSettings,
 )
 from gateway.sip.errors import ParseError
@@ -52,8 +57,21 @@ _WEDGE_KEYS = (
     "t4",
     "dns_servers",
     "nat_keepalive",
+    "user_agent",
+    "cert_warn_days",
+    "cert_watch",
 )
-_MEDIA_KEYS = ("relay", "bind", "advertise", "ports", "timeout", "hold_timeout")
+_MEDIA_KEYS = (
+    "relay",
+    "bind",
+    "advertise",
+    "ports",
+    "timeout",
+    "hold_timeout",
+    "workers",
+    "rtpengine",
+    "fallback",
+)
 _LISTENER_KEYS = (
     "name",
     "transport",
@@ -63,7 +81,29 @@ _LISTENER_KEYS = (
     "key",
     "origins",
     "idle_timeout",
+    "key_passphrase_env",
+    "key_passphrase_file",
+    "sni",
+    "tls_min_version",
+    "ciphers",
+    "client_ca",
+    "require_client_cert",
+    "x_ms_sbc",
+    "rewrite_contact",
 )
+# Listener keys only tls and wss listeners take.
+_SECURE_LISTENER_KEYS = (
+    "key_passphrase_env",
+    "key_passphrase_file",
+    "sni",
+    "tls_min_version",
+    "ciphers",
+    "client_ca",
+    "require_client_cert",
+)
+_SNI_KEYS = ("cert", "key", "key_passphrase_env", "key_passphrase_file")
+DEFAULT_X_MS_SBC = "Wedge/SBC/{version}"
+"""``x_ms_sbc = true``: Microsoft's vendor/model/firmware triple for Wedge."""
 _TRUNK_KEYS = (
     "name",
     "uri",
@@ -75,8 +115,26 @@ _TRUNK_KEYS = (
     "options_timeout",
     "down_after",
     "up_after",
+    "tls_ca",
+    "tls_name",
+    "tls_cert",
+    "tls_key",
+    "tls_key_passphrase_env",
+    "tls_key_passphrase_file",
+    "tls_min_version",
+    "ciphers",
+    "require_client_cert",
+    "pin_sha256",
 )
-_TARGET_KEYS = ("address", "priority", "weight")
+# Trunk keys only tls trunks take.
+_TLS_TRUNK_KEYS = _TRUNK_KEYS[_TRUNK_KEYS.index("tls_ca") :]
+_TARGET_KEYS = ("address", "priority", "weight", "tls_name")
+# An environment variable name (POSIX portable).
+_ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_DEFAULT_OPTIONS_INTERVAL_TLS = 60.0
+"""Seconds between OPTIONS probes of a tls trunk's targets when the policy says
+nothing: Microsoft's Direct Routing counts a trunk healthy while it sees OPTIONS
+every minute or so."""
 _ROUTE_KEYS = (
     "name",
     "from_listener",
@@ -448,6 +506,104 @@ _USER_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/#]|%[0-9A-Fa-f]{2}
 
 
 # ---------------------------------------------------------------------------
+# TLS keys: shared by listeners and trunks
+# ---------------------------------------------------------------------------
+
+# A header value Wedge writes as given: printable ASCII, no line breaks.
+_HEADER_TEXT_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
+
+
+def _header_text(table: _Table, key: str) -> str | None:
+    value = table.string(key)
+    if value is not None and _HEADER_TEXT_RE.fullmatch(value) is None:
+        table.error(
+            key, f"expected printable ASCII text of at most 200 characters, got {_show(value)}"
+        )
+        return None
+    return value
+
+
+def _seconds_or_zero(table: _Table, key: str) -> float | None:
+    """Seconds, where 0 switches the thing off."""
+    value = table.raw(key, False)
+    if value is not None and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return table.seconds(key)
+
+
+def _boolean(table: _Table, key: str) -> bool | None:
+    value = table.raw(key, False)
+    if value is not None and not isinstance(value, bool):
+        table.error(key, f"expected true or false, got {_show(value)}")
+        return None
+    return value
+
+
+def _key_passphrase(table: _Table, prefix: str = "") -> tuple[str | None, str | None]:
+    """``key_passphrase_env`` / ``key_passphrase_file`` (one of them at most)."""
+    env_key, file_key = f"{prefix}key_passphrase_env", f"{prefix}key_passphrase_file"
+    env = table.string(env_key)
+    if env is not None and _ENV_RE.fullmatch(env) is None:
+        table.error(env_key, f"expected an environment variable name, got {_show(env)}")
+        env = None
+    file = table.string(file_key)
+    if env is not None and file is not None:
+        table.error(file_key, f"give {env_key} or {file_key}, not both")
+    return env, file
+
+
+def _pins(table: _Table, key: str) -> list[str]:
+    def pin(text: str) -> str:
+        try:
+            return parse_pin(text)
+        except ValueError as exc:
+            raise _Invalid(
+                f"expected a pin-sha256 value (base64 of a SHA-256: 44 characters; "
+                f"`wedge certs pin FILE` prints one): {exc}"
+            ) from None
+
+    pins = table.strings(key, pin)
+    if table.has(key) and isinstance(table.raw(key, False), list) and not table.raw(key, False):
+        table.error(key, "empty; leave the key out for no pinning")
+    return pins
+
+
+def _sni(table: _Table, base_dir: Path) -> list[CertFiles]:
+    """A listener's ``sni``: an array of ``{ cert, key, ... }`` tables."""
+    value = table.raw("sni", False)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        table.error(
+            "sni", f'expected an array of {{ cert = "...", key = "..." }}, got {_show(value)}'
+        )
+        return []
+    found: list[CertFiles] = []
+    for i, item in enumerate(value):
+        path = (*table.path, "sni", i)
+        if not isinstance(item, dict):
+            table.report.error(path, f'expected {{ cert = "...", key = "..." }}, got {_show(item)}')
+            continue
+        entry = _Table(table.report, path, item, _SNI_KEYS)
+        errors = len(table.report.errors)
+        cert = entry.string("cert", required=True)
+        key = entry.string("key", required=True)
+        env, file = _key_passphrase(entry)
+        entry.finish()
+        if len(table.report.errors) > errors or cert is None or key is None:
+            continue
+        found.append(
+            CertFiles(
+                cert=base_dir / cert,
+                key=base_dir / key,
+                key_passphrase_env=env,
+                key_passphrase_file=None if file is None else base_dir / file,
+            )
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------
 # The sections
 # ---------------------------------------------------------------------------
 
@@ -472,6 +628,9 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
     t4 = table.seconds("t4")
     dns_servers = table.strings("dns_servers", _dns_server)
     nat_keepalive = table.seconds("nat_keepalive")
+    user_agent = _header_text(table, "user_agent")
+    cert_warn_days = table.integer("cert_warn_days", 0, 3650)
+    cert_watch = _seconds_or_zero(table, "cert_watch")
     if t1 is not None and t2 is not None and t1 > t2:
         key = "t2" if table.has("t2") else "t1"
         table.error(key, f"t1 ({t1:g}) must not exceed t2 ({t2:g}) (RFC 3261 §17.1.2.2)")
@@ -491,6 +650,9 @@ def _wedge(report: _Report, data: object) -> tuple[WedgeSettings | None, bool]:
             t2=defaults.t2 if t2 is None else t2,
             t4=defaults.t4 if t4 is None else t4,
             nat_keepalive=nat_keepalive or 0.0,
+            user_agent=user_agent or defaults.user_agent,
+            cert_warn_days=defaults.cert_warn_days if cert_warn_days is None else cert_warn_days,
+            cert_watch=defaults.cert_watch if cert_watch is None else cert_watch,
             dns_servers=tuple(
                 (host, port) for host, port in (_parse_target(text) for text in dns_servers)
             ),
@@ -525,6 +687,17 @@ def _media(report: _Report, data: object, first: Listener | None) -> MediaSettin
             table.error("ports", str(exc))
     timeout = table.seconds("timeout")
     hold_timeout = table.seconds("hold_timeout")
+    workers = table.integer("workers", 1, 64)
+    rtpengine = _rtpengine_instances(table)
+    fallback = table.choice("fallback", MediaRelay)
+    if fallback is MediaRelay.RTPENGINE:
+        table.error("fallback", "expected builtin or none (the relay rtpengine falls back to)")
+    if relay is MediaRelay.RTPENGINE and not rtpengine and not table.has("rtpengine"):
+        table.error(
+            "relay",
+            'relay = "rtpengine" needs its instances: rtpengine = ["host:port", ...] '
+            "(each rtpengine's --listen-ng)",
+        )
     table.finish()
     bind = bind or (first.bind_host if first is not None else "127.0.0.1")
     wildcard = bind in ("0.0.0.0", "::")
@@ -532,7 +705,12 @@ def _media(report: _Report, data: object, first: Listener | None) -> MediaSettin
         host = first.advertise_host
         if _ipv4(host) is not None or _ipv6(host) is not None:
             advertise = host
-    if (relay or defaults.relay) is MediaRelay.BUILTIN and wildcard and advertise is None:
+    builtin = (relay or defaults.relay) is MediaRelay.BUILTIN or (
+        relay is MediaRelay.RTPENGINE and fallback is MediaRelay.BUILTIN
+    )
+    if builtin and workers and (ports[1] - ports[0] + 1) // 2 < workers * 2:
+        table.error("workers", f"{workers} workers need at least {workers * 4} media ports")
+    if builtin and wildcard and advertise is None:
         report.error(
             ("media", "advertise"),
             f"media binds to {bind}: set the address peers send media to (advertise)",
@@ -546,7 +724,61 @@ def _media(report: _Report, data: object, first: Listener | None) -> MediaSettin
         ports=ports,
         timeout=timeout or defaults.timeout,
         hold_timeout=hold_timeout or defaults.hold_timeout,
+        workers=workers or defaults.workers,
+        rtpengine=tuple(rtpengine),
+        fallback=fallback or defaults.fallback,
     )
+
+
+def _rtpengine_instances(table: _Table) -> list[RtpengineInstance]:
+    """``rtpengine``: one ``host:port[;weight=N]`` string, or an array of them."""
+    value = table.raw("rtpengine", False)
+    if value is None:
+        return []
+    entries: list[tuple[KeyPath, object]]
+    if isinstance(value, str):
+        entries = [((*table.path, "rtpengine"), value)]
+    elif isinstance(value, list) and value:
+        entries = [((*table.path, "rtpengine", i), item) for i, item in enumerate(value)]
+    elif isinstance(value, list):
+        table.error("rtpengine", "empty; give at least one host:port")
+        return []
+    else:
+        table.error("rtpengine", f"expected an array of host:port strings, got {_show(value)}")
+        return []
+    instances: list[RtpengineInstance] = []
+    for path, item in entries:
+        try:
+            if not isinstance(item, str):
+                raise _Invalid(f"expected a host:port string, got {_show(item)}")
+            instance = _rtpengine_instance(item)
+        except _Invalid as exc:
+            table.report.error(path, str(exc))
+            continue
+        if any((i.host, i.port) == (instance.host, instance.port) for i in instances):
+            table.report.error(path, f"{_show(item)} is listed twice")
+            continue
+        instances.append(instance)
+    return instances
+
+
+def _rtpengine_instance(text: str) -> RtpengineInstance:
+    """``host:port`` or ``host:port;weight=N``: an rtpengine's ng address (UDP)."""
+    address, _, options = text.partition(";")
+    host, is_v6, port = _split_host_port(address.strip())
+    if port is None:
+        raise _Invalid(f"expected host:port (rtpengine's --listen-ng), got {_show(text)}")
+    if not is_v6 and _ipv4(host) is None and not _is_hostname(host):
+        raise _Invalid(f"expected an IP address or host name, got {_show(host)}")
+    weight = 1
+    for option in filter(None, (part.strip() for part in options.split(";"))):
+        key, equals, number = (part.strip() for part in option.partition("="))
+        if key != "weight" or not equals:
+            raise _Invalid(f"unknown option {_show(option)}; expected weight=N")
+        if not number.isdigit() or not 1 <= int(number) <= 1000:
+            raise _Invalid(f"weight: expected a whole number from 1 to 1000, got {_show(number)}")
+        weight = int(number)
+    return RtpengineInstance(host, _port(port), weight)
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -611,6 +843,19 @@ def _listener(
     key = table.string("key")
     origins = table.strings("origins", _origin)
     idle_timeout = table.seconds("idle_timeout")
+    passphrase_env, passphrase_file = _key_passphrase(table)
+    sni = _sni(table, base_dir)
+    tls_min_version = table.choice("tls_min_version", TlsVersion)
+    ciphers = table.string("ciphers")
+    client_ca = table.string("client_ca")
+    require_client_cert = _boolean(table, "require_client_cert")
+    x_ms_sbc_value = table.raw("x_ms_sbc", False)
+    x_ms_sbc: str | None = None
+    if x_ms_sbc_value is True:
+        x_ms_sbc = DEFAULT_X_MS_SBC
+    elif x_ms_sbc_value is not False and x_ms_sbc_value is not None:
+        x_ms_sbc = _header_text(table, "x_ms_sbc")
+    rewrite_contact = _boolean(table, "rewrite_contact")
     table.finish()
 
     if transport is not None:
@@ -623,9 +868,14 @@ def _listener(
                         f"missing required key: a {transport} listener needs a {what} file",
                     )
         else:
-            for file_key in ("cert", "key"):
+            for file_key in ("cert", "key", *_SECURE_LISTENER_KEYS):
                 if table.has(file_key):
                     table.error(file_key, f"only tls and wss listeners take one, not {transport}")
+        if require_client_cert and client_ca is None and transport.secure:
+            table.error(
+                "require_client_cert",
+                "needs client_ca: the CA bundle that client certificates must chain to",
+            )
         if table.has("origins") and not transport.websocket:
             table.error("origins", f"only ws and wss listeners check origins, not {transport}")
         if table.has("idle_timeout") and transport is Transport.UDP:
@@ -672,6 +922,15 @@ def _listener(
         key=key_path,
         origins=tuple(origins),
         idle_timeout=idle,
+        key_passphrase_env=passphrase_env,
+        key_passphrase_file=None if passphrase_file is None else base_dir / passphrase_file,
+        sni=tuple(sni),
+        tls_min_version=tls_min_version or TlsVersion.V1_2,
+        ciphers=ciphers,
+        client_ca=None if client_ca is None else base_dir / client_ca,
+        require_client_cert=bool(require_client_cert),
+        x_ms_sbc=x_ms_sbc,
+        rewrite_contact=bool(rewrite_contact),
     )
 
 
@@ -727,6 +986,7 @@ def _trunk(
     path: KeyPath,
     data: dict[str, object],
     listeners: dict[str, Transport | None],
+    base_dir: Path = Path(),
 ) -> Trunk | None:
     table = _Table(report, path, data, _TRUNK_KEYS)
     errors = len(report.errors)
@@ -740,6 +1000,7 @@ def _trunk(
     options_timeout = table.seconds("options_timeout")
     down_after = table.integer("down_after", 1, 100)
     up_after = table.integer("up_after", 1, 100)
+    tls = _trunk_tls(table, base_dir)
     table.finish()
 
     uri_transport: Transport | None = None
@@ -793,6 +1054,19 @@ def _trunk(
                     f"uses {effective}",
                 )
 
+    if effective is not None and effective is not Transport.TLS:
+        for key in _TLS_TRUNK_KEYS:
+            if table.has(key):
+                table.error(key, f"only tls trunks take one, not {effective}")
+        if any(target.tls_name is not None for target in targets):
+            table.error("targets", f"tls_name: only tls trunks take one, not {effective}")
+    if (
+        options_interval is None
+        and effective is Transport.TLS
+        and not table.has("options_interval")
+    ):
+        options_interval = _DEFAULT_OPTIONS_INTERVAL_TLS
+
     if len(report.errors) > errors:
         return None
     assert name is not None and uri_text is not None and effective is not None
@@ -807,6 +1081,50 @@ def _trunk(
         options_timeout=options_timeout or 2.0,
         down_after=down_after or 3,
         up_after=up_after or 2,
+        tls=(tls or TrunkTls()) if effective is Transport.TLS else None,
+    )
+
+
+def _trunk_tls(table: _Table, base_dir: Path) -> TrunkTls | None:
+    """A trunk's ``tls_*`` keys and ``pin_sha256``; None when one is wrong."""
+    errors = len(table.report.errors)
+    ca = table.string("tls_ca")
+    name = table.string("tls_name")
+    if name is not None and not _is_host(name):
+        table.error("tls_name", f"expected a host name, got {_show(name)}")
+    cert = table.string("tls_cert")
+    key = table.string("tls_key")
+    for have, missing in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+        if table.has(have) and not table.has(missing):
+            table.error(have, f"needs {missing} too (the client certificate and its key)")
+    env, file = _key_passphrase(table, "tls_")
+    if (env is not None or file is not None) and key is None:
+        table.error(
+            "tls_key_passphrase_env" if env is not None else "tls_key_passphrase_file",
+            "a passphrase for tls_key, which is not given",
+        )
+    min_version = table.choice("tls_min_version", TlsVersion)
+    ciphers = table.string("ciphers")
+    require = _boolean(table, "require_client_cert")
+    pins = _pins(table, "pin_sha256")
+    if len(table.report.errors) > errors:
+        return None
+    identity = None
+    if cert is not None and key is not None:
+        identity = CertFiles(
+            cert=base_dir / cert,
+            key=base_dir / key,
+            key_passphrase_env=env,
+            key_passphrase_file=None if file is None else base_dir / file,
+        )
+    return TrunkTls(
+        ca=None if ca is None else base_dir / ca,
+        name=None if name is None else name.lower().rstrip("."),
+        identity=identity,
+        ciphers=ciphers,
+        min_version=min_version or TlsVersion.V1_2,
+        require_client_cert=bool(require),
+        pins=tuple(dict.fromkeys(pins)),
     )
 
 
@@ -830,6 +1148,10 @@ def _targets(table: _Table) -> list[TrunkTarget]:
         address = entry.string("address", required=True)
         priority = entry.integer("priority", 0, 65535)
         weight = entry.integer("weight", 0, 65535)
+        tls_name = entry.string("tls_name")
+        if tls_name is not None and not _is_hostname(tls_name):
+            entry.error("tls_name", f"expected a host name, got {_show(tls_name)}")
+            continue
         entry.finish()
         if address is None:
             continue
@@ -844,6 +1166,7 @@ def _targets(table: _Table) -> list[TrunkTarget]:
                 port=port,
                 priority=10 if priority is None else priority,
                 weight=1 if weight is None else weight,
+                tls_name=None if tls_name is None else tls_name.lower().rstrip("."),
             )
         )
     return targets
@@ -1000,7 +1323,7 @@ def _parse(
     trunks = [
         trunk
         for path, entry in sections["trunk"]
-        if (trunk := _trunk(report, path, entry, listener_transports)) is not None
+        if (trunk := _trunk(report, path, entry, listener_transports, base_dir)) is not None
     ]
     listener_names = list(listener_transports)
     trunk_names = _raw_names(sections["trunk"])
@@ -1086,7 +1409,11 @@ class Flags:
     log_level: str | None = None
     log_format: str | None = None
     media: str | None = None
-    """``builtin`` or ``none``."""
+    """``builtin``, ``none`` or ``rtpengine``."""
+    media_rtpengine: tuple[str, ...] = ()
+    """``HOST:PORT[;weight=N]`` each: rtpengine instances (and relay ``rtpengine``)."""
+    media_fallback: str | None = None
+    """``builtin`` or ``none``: what new calls use when no rtpengine answers."""
     media_ports: str | None = None
     """``FIRST-LAST``."""
     media_advertise: str | None = None
@@ -1112,8 +1439,43 @@ def config_with_flags(path: Path | None, flags: Flags) -> Config:
                     ("listener", i, key),
                     f"no such file: {file} (`wedge certs init` makes development ones)",
                 )
+        files: list[tuple[KeyPath, Path | None]] = [
+            (("listener", i, "key_passphrase_file"), listener.key_passphrase_file),
+            (("listener", i, "client_ca"), listener.client_ca),
+        ]
+        for j, entry in enumerate(listener.sni):
+            files += [
+                (("listener", i, "sni", j, "cert"), entry.cert),
+                (("listener", i, "sni", j, "key"), entry.key),
+                (("listener", i, "sni", j, "key_passphrase_file"), entry.key_passphrase_file),
+            ]
+        _check_files(report, files)
+    for i, trunk in enumerate(config.trunks):
+        tls = trunk.tls
+        if tls is None:
+            continue
+        identity = tls.identity
+        _check_files(
+            report,
+            [
+                (("trunk", i, "tls_ca"), tls.ca),
+                (("trunk", i, "tls_cert"), identity.cert if identity else None),
+                (("trunk", i, "tls_key"), identity.key if identity else None),
+                (
+                    ("trunk", i, "tls_key_passphrase_file"),
+                    identity.key_passphrase_file if identity else None,
+                ),
+            ],
+        )
     report.raise_if_any()
     return config
+
+
+def _check_files(report: _Report, files: Sequence[tuple[KeyPath, Path | None]]) -> None:
+    """Every named file exists (what is in them is the TLS layer's to check)."""
+    for path, file in files:
+        if file is not None and not file.is_file():
+            report.error(path, f"no such file: {file}")
 
 
 def _read(path: Path) -> str:
@@ -1152,9 +1514,13 @@ def _apply_flags(data: dict[str, Any], flags: Flags) -> frozenset[tuple[str, int
             ("relay", flags.media),
             ("ports", flags.media_ports),
             ("advertise", flags.media_advertise),
+            ("fallback", flags.media_fallback),
         ):
             if value is not None:
                 media[key] = value
+        if flags.media_rtpengine:
+            media["relay"] = "rtpengine"
+            media["rtpengine"] = list(flags.media_rtpengine)
     if flags.listen:
         data["listener"] = [_listen_flag(text, i) for i, text in enumerate(flags.listen, 1)]
         written.update(("listener", i) for i in range(len(flags.listen)))

@@ -77,6 +77,19 @@ class MediaRelay(enum.StrEnum):
     """Wedge's own relay (ICE-lite, DTLS-SRTP, SDES-SRTP, RTP)."""
     NONE = "none"
     """Nobody: SDP passes untouched and media flows end to end (signalling only)."""
+    RTPENGINE = "rtpengine"
+    """Sipwise rtpengine instances, driven over the ng protocol (``[media] rtpengine``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpengineInstance:
+    """One rtpengine's ng control address (its ``--listen-ng``), and its share of new calls."""
+
+    host: str
+    """An IP address (IPv6 without brackets) or a host name, resolved at start."""
+    port: int
+    weight: int = 1
+    """New calls are spread over live instances in proportion to their weights."""
 
 
 DEFAULT_MEDIA_PORTS = (40000, 49999)
@@ -133,6 +146,18 @@ class WedgeSettings:
     """Seconds between keep-alives to UDP clients registered through Wedge, so
     their NAT bindings stay open; 0: none."""
 
+    user_agent: str = "Wedge/{version}"
+    """User-Agent of the requests Wedge makes itself (OPTIONS probes) and Server of
+    its own responses; ``{version}`` is replaced by Wedge's version."""
+
+    cert_warn_days: int = 30
+    """A certificate in use that expires within this many days is logged as a
+    warning, at start and once a day."""
+
+    cert_watch: float = 60.0
+    """Seconds between looks at the certificate files for changes (a change
+    reloads them, like SIGHUP); 0: only SIGHUP reloads."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MediaSettings:
@@ -154,6 +179,40 @@ class MediaSettings:
 
     hold_timeout: float = 3600.0
     """The same while every party holds the call (no one sends)."""
+
+    workers: int = 1
+    """Processes the built-in relay runs in, each with a slice of ``ports``: one
+    relay process forwards what one core can, so give it the cores media needs."""
+
+    rtpengine: tuple[RtpengineInstance, ...] = ()
+    """With ``relay = "rtpengine"``: the instances (``host:port`` or ``host:port;weight=N``)."""
+
+    fallback: MediaRelay = MediaRelay.NONE
+    """With ``relay = "rtpengine"``: what carries a new call when no instance answers;
+    ``builtin`` (the built-in relay, with ``bind``, ``advertise`` and ``ports``) or
+    ``none`` (the call is refused with 503 and Retry-After; and Wedge does not start
+    while no instance answers)."""
+
+
+class TlsVersion(enum.StrEnum):
+    """The lowest TLS version a listener or trunk accepts (1.0 and 1.1 never: RFC 8996)."""
+
+    V1_2 = "1.2"
+    V1_3 = "1.3"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertFiles:
+    """A certificate chain file and its private key file (PEM), paths resolved
+    against the policy file's directory, with where the key's passphrase comes
+    from when the key is encrypted."""
+
+    cert: Path
+    key: Path
+    key_passphrase_env: str | None = None
+    """The environment variable holding the passphrase."""
+    key_passphrase_file: Path | None = None
+    """A file whose first line is the passphrase."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +257,38 @@ class Listener:
     """tcp/tls/ws/wss: seconds a connection may stay silent before it is closed.
     None for udp, which has no connections."""
 
+    key_passphrase_env: str | None = None
+    """tls/wss: the environment variable holding ``key``'s passphrase."""
+
+    key_passphrase_file: Path | None = None
+    """tls/wss: a file whose first line is ``key``'s passphrase."""
+
+    sni: tuple[CertFiles, ...] = ()
+    """tls/wss: more certificates, each served to clients that ask (SNI) for a
+    name in its subjectAltName; the default (``cert``) serves the rest."""
+
+    tls_min_version: TlsVersion = TlsVersion.V1_2
+    """tls/wss: the lowest TLS version accepted."""
+
+    ciphers: str | None = None
+    """tls/wss: the TLS 1.2 cipher list (OpenSSL syntax); None: Wedge's default."""
+
+    client_ca: Path | None = None
+    """tls/wss: ask every client for a certificate and verify it against this CA
+    bundle (trunks that require client certificates bring their own)."""
+
+    require_client_cert: bool = False
+    """tls/wss: refuse clients without a certificate (needs ``client_ca``)."""
+
+    x_ms_sbc: str | None = None
+    """``X-MS-SBC`` header value on messages leaving this listener (Microsoft's
+    SBC identification); ``{version}`` is replaced by Wedge's version. None: none."""
+
+    rewrite_contact: bool = False
+    """Contacts of messages leaving this listener name the listener's advertised
+    host and port, for peers that insist on the SBC's FQDN there (as a proxy,
+    Wedge leaves them alone otherwise)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trunk:
@@ -238,6 +329,38 @@ class Trunk:
     up_after: int = 2
     """Consecutive probe successes that bring it back."""
 
+    tls: TrunkTls | None = None
+    """tls trunks: certificates, verification and pins; None for other transports."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrunkTls:
+    """The TLS side of a tls trunk (``tls_*``, ``pin_sha256`` and kin)."""
+
+    ca: Path | None = None
+    """The CA bundle the trunk's certificates must chain to; None: the system's."""
+
+    name: str | None = None
+    """The name the trunk's certificate must carry, sent as SNI; None: the URI's
+    host (an address is checked against the certificate's IP entries)."""
+
+    identity: CertFiles | None = None
+    """The client certificate presented on connections Wedge opens to the trunk;
+    None: the certificate of the listener the connection leaves from."""
+
+    ciphers: str | None = None
+    """The TLS 1.2 cipher list toward the trunk; None: Wedge's default."""
+
+    min_version: TlsVersion = TlsVersion.V1_2
+
+    require_client_cert: bool = False
+    """Connections the trunk opens to Wedge (from its targets' addresses) must
+    present a certificate verified against ``ca`` and naming ``name``."""
+
+    pins: tuple[str, ...] = ()
+    """RFC 7469 pin-sha256 values (base64); the trunk's chain must contain one of
+    these keys, on connections either side opens. Empty: no pinning."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrunkTarget:
@@ -253,6 +376,10 @@ class TrunkTarget:
 
     weight: int = 1
     """Share of calls among targets of one priority (RFC 2782); 0: last resort."""
+
+    tls_name: str | None = None
+    """tls trunks: the name this target's certificate carries and SNI asks for
+    (``sip2.pstnhub.microsoft.com``); None: the trunk's ``tls_name``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

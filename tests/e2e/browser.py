@@ -139,12 +139,14 @@ class Driver:
     each answer to whoever sent its id.
     """
 
-    def __init__(self, log_file: Path) -> None:
+    def __init__(self, log_file: Path, args: tuple[str, ...] = ()) -> None:
         self.log_file = log_file
         # Chromium's profile and its singleton socket go here: a short path, as a
         # Unix socket's path must fit in 108 bytes (pytest's tmp_path may not).
         self.tmp = Path(tempfile.mkdtemp(prefix="wedge-chromium-"))
         env = {**os.environ, "WEDGE_CHROMIUM": CHROMIUM, "TMPDIR": str(self.tmp)}
+        if args:  # more Chromium flags (driver.mjs appends WEDGE_CHROMIUM_ARGS)
+            env["WEDGE_CHROMIUM_ARGS"] = " ".join((env.get("WEDGE_CHROMIUM_ARGS", ""), *args))
         with log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 ["node", str(DRIVER)],
@@ -315,11 +317,13 @@ class Page:
 class Browser:
     """Chromium with its driver and the HTTP server the pages come from."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, args: tuple[str, ...] = ()) -> None:
+        """``args``: more Chromium flags, e.g. ``--ignore-certificate-errors`` for a
+        self-signed HTTPS/WSS server."""
         self.folder = folder
         self.server = FileServer()
         try:
-            self.driver = Driver(folder / "browser.log")
+            self.driver = Driver(folder / "browser.log", args)
         except BaseException:
             self.server.stop()
             raise
@@ -335,9 +339,11 @@ class Browser:
         return self.driver.version
 
     def open(self, name: str, path: str = "phone.html") -> Page:
-        """A new page called ``name`` (a fresh browser context) showing ``path``."""
+        """A new page called ``name`` (a fresh browser context) showing ``path`` (under
+        :attr:`url`, or an absolute URL)."""
+        url = path if "://" in path else self.url + path
         self.driver.send(
-            {"cmd": "open", "page": name, "url": self.url + path, "timeout": EVAL_TIMEOUT},
+            {"cmd": "open", "page": name, "url": url, "timeout": EVAL_TIMEOUT},
             EVAL_TIMEOUT + 2.0,
         )
         page = Page(self, name)

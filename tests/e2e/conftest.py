@@ -470,7 +470,7 @@ class Policy:
     """Timer K/I (T4) short too: a stopping Wedge drains transactions waiting on
     them, and SIGKILL comes 5 s after SIGTERM."""
     log_level: str = "info"
-    media: dict[str, str | float] = field(default_factory=lambda: {"relay": "none"})
+    media: dict[str, str | float | list[str]] = field(default_factory=lambda: {"relay": "none"})
     """The ``[media]`` table. Signalling tests leave SDP alone (the relay's own tests
     turn it on), so what they assert about bodies is what the peers sent."""
 
@@ -506,7 +506,9 @@ class Policy:
         return "\n".join(lines)
 
 
-def _toml(value: str | float) -> str:
+def _toml(value: str | float | list[str]) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 

@@ -1,4 +1,5 @@
-"""Audio between a browser and a plain-RTP PBX through Wedge's built-in relay.
+"""Audio between a browser and a plain-RTP PBX through Wedge's relay: the built-in one,
+and rtpengine (every test runs with each, see ``media_backend``).
 
 The network, all on loopback::
 
@@ -34,6 +35,7 @@ from tests.e2e.conftest import (
     WedgeFactory,
     free_port,
 )
+from tests.e2e.rtpengine import media_backend_fixture, rtpengine_fixture  # noqa: F401
 from tests.e2e.test_browser import (
     DOMAIN,
     LOCAL,
@@ -56,12 +58,12 @@ PACKET_RATE = 50
 """Packets per second of 20 ms audio."""
 
 
-def start_wedge(wedge: WedgeFactory, trunk_uri: str) -> Net:
-    """Wedge with a WS listener, a UDP one toward ``trunk_uri``, and its relay on."""
+def start_wedge(wedge: WedgeFactory, trunk_uri: str, media: dict[str, Any]) -> Net:
+    """Wedge with a WS listener, a UDP one toward ``trunk_uri``, and ``media`` (the
+    ``[media]`` table: the built-in relay or rtpengine)."""
 
     def start() -> Net:
-        ws, core, media = free_port(LOCAL), free_port(LOCAL), free_port(LOCAL)
-        first = media - media % 2
+        ws, core = free_port(LOCAL), free_port(LOCAL)
         policy = Policy(
             listeners=[
                 ListenerSpec("browsers", "ws", LOCAL, ws),
@@ -69,7 +71,7 @@ def start_wedge(wedge: WedgeFactory, trunk_uri: str) -> Net:
             ],
             trunks=[{"name": "next", "uri": trunk_uri, "transport": "udp", "listener": "core"}],
             routes=[{"name": "all", "to_trunk": "next"}],
-            media={"relay": "builtin", "ports": f"{first}-{first + 99}"},
+            media=media,
         )
         return Net(wedge(policy), ws, core)
 
@@ -134,10 +136,10 @@ def media_ended(net: Net) -> re.Match[str] | None:
 
 
 def test_browser_hears_its_echo_through_hold_resume_and_ice_restart(
-    browser: Browser, wedge: WedgeFactory, sipp: SippFactory
+    browser: Browser, wedge: WedgeFactory, sipp: SippFactory, media_backend: dict[str, Any]
 ) -> None:
     pbx = echo_pbx(sipp)
-    net = start_wedge(wedge, f"sip:{LOCAL}:{pbx.local_port}")
+    net = start_wedge(wedge, f"sip:{LOCAL}:{pbx.local_port}", media_backend)
     page = start_phone(browser, net, "alice", register=False)
 
     page.phone("call", f"sip:600@{DOMAIN}")
@@ -190,10 +192,14 @@ def test_browser_hears_its_echo_through_hold_resume_and_ice_restart(
 
 
 def test_pbx_calls_the_browser_and_it_hears_the_recording(
-    browser: Browser, wedge: WedgeFactory, sipp: SippFactory, kamailio: KamailioFactory
+    browser: Browser,
+    wedge: WedgeFactory,
+    sipp: SippFactory,
+    kamailio: KamailioFactory,
+    media_backend: dict[str, Any],
 ) -> None:
     registrar = retried(lambda: kamailio(host=LOCAL, port=free_port(LOCAL)))
-    net = start_wedge(wedge, registrar.uri)
+    net = start_wedge(wedge, registrar.uri, media_backend)
     page = browser.open("bob")
     state = page.phone(
         "start",

@@ -1,4 +1,5 @@
-"""The built-in relay with SIP peers only: an SDES-SRTP trunk, and the media timeout.
+"""The relay with SIP peers only: an SDES-SRTP trunk (built-in relay and rtpengine, see
+``media_backend``), and the built-in relay's media timeout.
 
 - A TLS trunk peer (this test, with an ``ssl`` SIP client and pylibsrtp, as a
   carrier's SBC would be) offers RTP/SAVP with an ``a=crypto`` key; the PBX (SIPp,
@@ -16,6 +17,7 @@ import base64
 import os
 import re
 import struct
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,7 @@ from tests.e2e.conftest import (
     WedgeFactory,
     free_port,
 )
+from tests.e2e.rtpengine import media_backend_fixture, rtpengine_fixture  # noqa: F401
 from tests.e2e.siptls import UserAgent, connect_tls
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +64,7 @@ class RtpPeer(asyncio.DatagramProtocol):
 
 
 async def test_sdes_trunk_talks_to_a_plain_rtp_pbx(
-    sipp: SippFactory, wedge: WedgeFactory, pki: Pki
+    sipp: SippFactory, wedge: WedgeFactory, pki: Pki, media_backend: dict[str, Any]
 ) -> None:
     pbx = sipp(
         "uas_echo.xml",
@@ -78,7 +81,7 @@ async def test_sdes_trunk_talks_to_a_plain_rtp_pbx(
             ],
             trunks=[{"name": "pbx", "uri": f"sip:{LOCAL}:{pbx.local_port}", "listener": "core"}],
             routes=[{"name": "all", "to_trunk": "pbx"}],
-            media={"relay": "builtin", "ports": media_ports()},
+            media=media_backend,
         )
     )
     loop = asyncio.get_running_loop()
@@ -161,3 +164,37 @@ def test_media_timeout_ends_the_call_with_bye_to_both(
     invite = caller.first("sent", method="INVITE").request
     assert to_caller.from_.tag == answered.first("sent", status=200).response.to.tag
     assert to_caller.to.tag == invite.from_.tag
+
+
+def test_relay_workers_carry_calls_in_their_own_processes(
+    sipp: SippFactory, wedge: WedgeFactory
+) -> None:
+    """``[media] workers = 2``: calls are relayed by worker processes, and the media
+    timeout still reaches the proxy from there."""
+    callee = sipp(
+        "uas_silent.xml",
+        transport="udp",
+        local_port=free_port(LOCAL),
+        extra=["-mi", LOCAL, "-mp", str(free_port(LOCAL))],
+    )
+    core = free_port(LOCAL)
+    running = wedge(
+        Policy(
+            listeners=[ListenerSpec("core", "udp", LOCAL, core)],
+            trunks=[{"name": "pbx", "uri": f"sip:{LOCAL}:{callee.local_port}"}],
+            routes=[{"name": "all", "to_trunk": "pbx"}],
+            media={"relay": "builtin", "ports": media_ports(), "timeout": 2.0, "workers": 2},
+        )
+    )
+    caller = sipp(
+        "uac_silent.xml",
+        transport="udp",
+        local_port=free_port(LOCAL),
+        remote=f"{LOCAL}:{core}",
+        extra=["-mi", LOCAL, "-mp", str(free_port(LOCAL))],
+    ).wait()
+    assert caller.returncode == 0, caller.describe()
+    assert callee.wait().returncode == 0
+    assert len(re.findall(r"media worker \d pid=\d+", running.stderr)) == 2, running.stderr
+    offer = caller.first("received", status=200).response.body.decode()
+    assert re.search(r"^m=audio \d+ RTP/AVP 0", offer, re.M), offer

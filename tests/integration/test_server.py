@@ -47,7 +47,7 @@ async def test_browser_call_through_wedge(pki: Pki, tmp_path: Path) -> None:
         None,
         Flags(
             listen=(
-                f"wss:127.0.0.1:{wss_port};advertise=sbc.wedge.test",
+                f"wss:127.0.0.1:{wss_port};advertise=sip.wedge.test",
                 f"udp:127.0.0.1:{edge_port}",
             ),
             pbx=f"sip:127.0.0.1:{pbx_port}",
@@ -79,7 +79,7 @@ async def test_browser_call_through_wedge(pki: Pki, tmp_path: Path) -> None:
             assert invite.uri == f"sip:600@127.0.0.1:{pbx_port}"
             outer, inner = (str(rr) for rr in invite.record_routes)
             assert outer.endswith(f"@127.0.0.1:{edge_port};r2=on;lr>")
-            assert inner.endswith(f"@sbc.wedge.test:{wss_port};transport=wss;r2=on;lr>")
+            assert inner.endswith(f"@sip.wedge.test:{wss_port};transport=wss;r2=on;lr>")
             pbx_transport.sendto(
                 answer(invite, 200, "OK", to_tag="pbx", contact="sip:600@127.0.0.1"), wedge_addr
             )
@@ -107,7 +107,7 @@ async def test_browser_call_through_wedge(pki: Pki, tmp_path: Path) -> None:
             assert isinstance(bye, Request) and bye.method == "BYE"
             assert bye.routes == []
             assert str(bye.via).startswith(
-                f"SIP/2.0/WSS sbc.wedge.test:{wss_port};branch=z9hG4bK-w"
+                f"SIP/2.0/WSS sip.wedge.test:{wss_port};branch=z9hG4bK-w"
             )
     finally:
         pbx_transport.close()

@@ -63,3 +63,17 @@ def test_run_needs_a_policy_or_listen_and_pbx(capsys: pytest.CaptureFixture[str]
 def test_run_reports_a_bad_flag_like_a_bad_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--listen", "udp:127.0.0.1", "--pbx", "sip:127.0.0.1:5080"]) == 1
     assert 'listener "udp-1".bind: expected host:port' in capsys.readouterr().err
+
+
+def test_run_media_flag_takes_one_relay_or_rtpengine_instances(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["run", "--listen", "udp:127.0.0.1:5060", "--pbx", "sip:127.0.0.1:5080"]
+    assert main([*base, "--media", "rtpengine:127.0.0.1:2223", "--media", "builtin"]) == 2
+    assert "give one relay (builtin, none), or rtpengine:HOST:PORT ones" in capsys.readouterr().err
+    assert main([*base, "--media", "kurento"]) == 2
+    assert "--media 'kurento': expected builtin, none or rtpengine:HOST:PORT" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--media", "rtpengine:127.0.0.1"]) == 1
+    assert "media.rtpengine[1]: expected host:port" in capsys.readouterr().err

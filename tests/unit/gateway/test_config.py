@@ -18,16 +18,20 @@ from gateway.config import (
     Config,
     ConfigError,
     ConfigErrors,
+    Flags,
     Listener,
     LogFormat,
     LogLevel,
     MediaProfile,
+    MediaRelay,
     Route,
+    RtpengineInstance,
     Transport,
     Trunk,
     TrunkTarget,
     WedgeSettings,
     choose_route,
+    config_with_flags,
     load_config,
     parse_config,
 )
@@ -156,11 +160,22 @@ def test_minimal_policy_loads_without_certificates() -> None:
 def test_example_policy_needs_its_certificates_to_load() -> None:
     with pytest.raises(ConfigErrors) as info:
         load_config(POLICIES / "example.toml")
+    lines = (POLICIES / "example.toml").read_text().splitlines()
+
+    def line_of(text: str, after: str) -> int:
+        """The line of ``text`` after the line ``after`` (1-based)."""
+        start = lines.index(after)
+        return start + 1 + lines[start:].index(text)
+
+    browsers, carrier_tls = 'name = "browsers"', 'name = "carrier-tls"'
     assert [(e.key, e.line) for e in info.value.errors] == [
-        ('listener "browsers".cert', 90),
-        ('listener "browsers".key', 91),
-        ('listener "carrier-tls".cert', 112),
-        ('listener "carrier-tls".key', 113),
+        ('listener "browsers".cert', line_of('cert = "certs/server.pem"', browsers)),
+        ('listener "browsers".key', line_of('key = "certs/server.key"', browsers)),
+        ('listener "carrier-tls".cert', line_of('cert = "certs/server.pem"', carrier_tls)),
+        ('listener "carrier-tls".key', line_of('key = "certs/server.key"', carrier_tls)),
+        ('trunk "carrier".tls_ca', line_of('tls_ca = "certs/ca.pem"', 'name = "carrier"')),
+        ('trunk "carrier".tls_cert', line_of('tls_cert = "certs/client.pem"', 'name = "carrier"')),
+        ('trunk "carrier".tls_key', line_of('tls_key = "certs/client.key"', 'name = "carrier"')),
     ]
 
 
@@ -282,7 +297,9 @@ def test_unknown_key_without_a_close_one_lists_the_keys() -> None:
     assert error(GOOD + 'colour = "blue"\n') == (
         'p.toml:9: trunk "pbx".colour: unknown key; expected one of '
         "name, uri, transport, media_profile, listener, targets, options_interval, "
-        "options_timeout, down_after, up_after"
+        "options_timeout, down_after, up_after, tls_ca, tls_name, tls_cert, tls_key, "
+        "tls_key_passphrase_env, tls_key_passphrase_file, tls_min_version, ciphers, "
+        "require_client_cert, pin_sha256"
     )
 
 
@@ -410,8 +427,80 @@ def test_media_binds_with_the_first_listener_and_needs_an_address_for_sdp() -> N
         "to (advertise)"
     )
     assert parse(by_name + '\n[media]\nrelay = "none"\n').media.relay == "none"
+    assert parse(GOOD + "\n[media]\nworkers = 2\n").media.workers == 2
+    assert error(GOOD + "\n[media]\nworkers = 0\n") == (
+        "p.toml:11: media.workers: expected a whole number from 1 to 64, got 0"
+    )
+    assert error(GOOD + '\n[media]\nports = "40000-40009"\nworkers = 4\n') == (
+        "p.toml:12: media.workers: 4 workers need at least 16 media ports"
+    )
     assert error(GOOD + '\n[media]\nports = "50000-40000"\n') == (
         "p.toml:11: media.ports: expected 1024 <= FIRST < LAST <= 65535, got '50000-40000'"
+    )
+
+
+def test_media_on_rtpengine_instances_with_weights_and_a_fallback() -> None:
+    media = parse(
+        GOOD + '\n[media]\nrelay = "rtpengine"\nfallback = "builtin"\n'
+        'rtpengine = ["127.0.0.1:2223", "[::1]:2224;weight=3", "rtpe.example.net:22222"]\n'
+    ).media
+    assert media.relay is MediaRelay.RTPENGINE and media.fallback is MediaRelay.BUILTIN
+    assert media.rtpengine == (
+        RtpengineInstance("127.0.0.1", 2223),
+        RtpengineInstance("::1", 2224, 3),
+        RtpengineInstance("rtpe.example.net", 22222),
+    )
+    one = parse(GOOD + '\n[media]\nrelay = "rtpengine"\nrtpengine = "127.0.0.1:2223"\n').media
+    assert one.rtpengine == (RtpengineInstance("127.0.0.1", 2223),)
+    assert one.fallback is MediaRelay.NONE
+    # The built-in relay as fallback needs an address for SDP, like the built-in relay.
+    wildcard = GOOD.replace('"127.0.0.1:5060"', '"0.0.0.0:5060"\nadvertise = "sbc.example.org"')
+    rtpengine = '\n[media]\nrelay = "rtpengine"\nrtpengine = "127.0.0.1:2223"\n'
+    assert parse(wildcard + rtpengine).media.fallback is MediaRelay.NONE
+    assert error(wildcard + rtpengine + 'fallback = "builtin"\n') == (
+        "p.toml:11: media.advertise: media binds to 0.0.0.0: set the address peers send media "
+        "to (advertise)"
+    )
+
+
+def test_media_rtpengine_errors_name_the_line_and_key() -> None:
+    assert error(GOOD + '\n[media]\nrelay = "rtpengine"\n') == (
+        'p.toml:11: media.relay: relay = "rtpengine" needs its instances: '
+        'rtpengine = ["host:port", ...] (each rtpengine\'s --listen-ng)'
+    )
+    assert errors(
+        GOOD + '\n[media]\nrelay = "rtpengine"\nrtpengine = ["127.0.0.1", "h:2;weight=0",'
+        ' "h:2;colour=red", 5, "h:2", "h:2", "no_such!:1"]\nfallback = "rtpengine"\n'
+    ) == [
+        "p.toml:12: media.rtpengine[1]: expected host:port (rtpengine's --listen-ng), "
+        "got '127.0.0.1'",
+        "p.toml:12: media.rtpengine[2]: weight: expected a whole number from 1 to 1000, got '0'",
+        "p.toml:12: media.rtpengine[3]: unknown option 'colour=red'; expected weight=N",
+        "p.toml:12: media.rtpengine[4]: expected a host:port string, got 5",
+        "p.toml:12: media.rtpengine[6]: 'h:2' is listed twice",
+        "p.toml:12: media.rtpengine[7]: expected an IP address or host name, got 'no_such!'",
+        "p.toml:13: media.fallback: expected builtin or none (the relay rtpengine falls back to)",
+    ]
+    assert error(
+        GOOD + '\n[media]\nrelay = "rtpengine"\nrtpengine = [\n  "h:1",\n  "h:x",\n]\n'
+    ) == ("p.toml:14: media.rtpengine[2]: expected a port 1..65535, got 'x'")
+    assert error(GOOD + '\n[media]\nrelay = "rtpengine"\nrtpengine = []\n') == (
+        "p.toml:12: media.rtpengine: empty; give at least one host:port"
+    )
+
+
+def test_media_rtpengine_from_the_command_line() -> None:
+    flags = Flags(
+        listen=("udp:127.0.0.1:5060",),
+        pbx="sip:127.0.0.1:5080",
+        media_rtpengine=("127.0.0.1:2223", "127.0.0.2:2223;weight=2"),
+        media_fallback="builtin",
+    )
+    media = config_with_flags(None, flags).media
+    assert media.relay is MediaRelay.RTPENGINE and media.fallback is MediaRelay.BUILTIN
+    assert media.rtpengine == (
+        RtpengineInstance("127.0.0.1", 2223),
+        RtpengineInstance("127.0.0.2", 2223, 2),
     )
 
 
