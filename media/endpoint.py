@@ -114,6 +114,8 @@ class PortPool:
         return port
 
     async def _attach(self, number: int, sock: socket.socket, port: RelayPort) -> None:
+        if self._sockets.get(number) is not sock:
+            return  # released (and closed) before its turn came
         protocol = _Protocol(port, self.loop.time, self._family == socket.AF_INET6)
         transport, _ = await self.loop.create_datagram_endpoint(lambda: protocol, sock=sock)
         if self._sockets.get(number) is sock:

@@ -4,6 +4,7 @@ a worker that dies takes only its own calls."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -123,3 +124,25 @@ async def test_media_timeout_comes_back_from_the_worker() -> None:
         a.close()
         b.close()
         await relay.close()
+
+
+async def test_a_port_released_before_it_is_attached_is_simply_gone() -> None:
+    from media.endpoint import PortPool
+
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    first, last = _port_range()
+    pool = PortPool(loop, LOCAL, first, last)
+    port, rtcp = pool.allocate(True)
+    assert rtcp is not None
+    pool.release(port)
+    pool.release(rtcp)
+    await asyncio.sleep(0.05)  # the attach tasks run now, and must find nothing to do
+    assert pool.in_use == 0
+    pool.allocate(False)
+    await asyncio.sleep(0.05)
+    assert pool.in_use == 1
+    pool.close()
+    gc.collect()  # a task that failed unseen reports it when it is collected
+    assert errors == []
