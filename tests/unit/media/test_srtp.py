@@ -194,3 +194,25 @@ def test_from_dtls_accepts_the_sdes_name_too() -> None:
     material = bytes(range(60))
     context = SrtpContext.from_dtls("AES_CM_128_HMAC_SHA1_80", material, is_client=True)
     assert context.suite is SUITES["AES_CM_128_HMAC_SHA1_80"]
+
+
+def test_the_fast_path_is_in_use_and_writes_what_pylibsrtp_writes() -> None:
+    """The relay's protect goes straight to libsrtp (see media.srtp._processor); its
+    output must be byte for byte what pylibsrtp's own Session makes with the key."""
+    import os
+    import struct
+
+    import pylibsrtp
+
+    key = os.urandom(30)
+    context = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, os.urandom(30))
+    assert context._protect.__name__ == "process", "fell back to pylibsrtp's method"
+    policy = pylibsrtp.Policy(
+        key=key,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    reference = pylibsrtp.Session(policy)
+    for seq in range(1, 50):
+        packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 42) + bytes(range(160))
+        assert context.protect(packet) == reference.protect(packet)
