@@ -139,6 +139,8 @@ class PolicyRouter:
             trunk.name,
             alternatives=tuple(rest),
             media_profile=trunk.media_profile.value,
+            codecs=trunk.codecs,
+            media_flags=trunk.rtpengine_flags,
         )
         if user is not None and (route.strip_prefix or route.add_prefix or route.e164):
             target = dataclasses.replace(target, user=route.normalise(user))

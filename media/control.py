@@ -64,6 +64,8 @@ class Negotiation:
     """The profile of the leg it goes to."""
     codecs: Sequence[str] = ()
     """A codec allow-list for the destination leg (policy); empty: all."""
+    flags: Sequence[str] = ()
+    """Raw relay flags for the call's trunk leg (policy; rtpengine's ng flags)."""
 
 
 @dataclass(slots=True)

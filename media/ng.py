@@ -360,7 +360,10 @@ def offer(
         message["via-branch"] = via_branch
     message.update(leg_options(negotiation.destination, "offer", negotiation.source, extra_flags))
     if negotiation.codecs:
-        message["codec"] = {"strip": ["all"], "except": list(negotiation.codecs)}
+        # As the built-in relay does (sdp.offer_answer.select_formats): an allow-list
+        # never takes DTMF away.
+        keep = list(dict.fromkeys([*negotiation.codecs, "telephone-event"]))
+        message["codec"] = {"strip": ["all"], "except": keep}
     message["sdp"] = sdp
     return message
 

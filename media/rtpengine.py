@@ -298,7 +298,8 @@ class RtpengineRelay:
         if call.instance is None:
             assert self.fallback is not None
             return await self.fallback.offer(negotiation, sdp)
-        reply = await self._on(call, ng.offer(negotiation, sdp), "offer")
+        message = ng.offer(negotiation, sdp, extra_flags=negotiation.flags)
+        reply = await self._on(call, message, "offer")
         call.bundled[negotiation.from_tag] = ng.has_bundle(sdp)
         return ng.restore_bundle(ng.sdp_of(reply, "offer"), negotiation.destination)
 
@@ -309,7 +310,8 @@ class RtpengineRelay:
         if call.instance is None:
             assert self.fallback is not None
             return await self.fallback.answer(negotiation, sdp)
-        reply = await self._on(call, ng.answer(negotiation, sdp), "answer")
+        message = ng.answer(negotiation, sdp, extra_flags=negotiation.flags)
+        reply = await self._on(call, message, "answer")
         offered = call.bundled.get(negotiation.to_tag or "", False)
         return ng.restore_bundle(
             ng.sdp_of(reply, "answer"), negotiation.destination, offered=offered
@@ -380,7 +382,7 @@ class RtpengineRelay:
             self._tasks.sweep = loop.create_task(self._sweep())
 
     async def _new_call(self, negotiation: Negotiation, sdp: bytes) -> bytes:
-        message = ng.offer(negotiation, sdp)
+        message = ng.offer(negotiation, sdp, extra_flags=negotiation.flags)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.new_call_timeout
         tried: list[Instance] = []

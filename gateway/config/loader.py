@@ -41,6 +41,7 @@ from gateway.config.schema import (
 )
 from gateway.sip.errors import ParseError
 from gateway.sip.uri import SipUri, parse_uri
+from sdp.offer_answer import CodecSpec
 
 # ---------------------------------------------------------------------------
 # Error collection and typed reads
@@ -109,6 +110,8 @@ _TRUNK_KEYS = (
     "uri",
     "transport",
     "media_profile",
+    "codecs",
+    "rtpengine_flags",
     "listener",
     "targets",
     "options_interval",
@@ -994,6 +997,8 @@ def _trunk(
     uri_text = table.string("uri", required=True)
     transport = table.choice("transport", Transport)
     media_profile = table.choice("media_profile", MediaProfile)
+    codecs = table.strings("codecs", _codec)
+    rtpengine_flags = table.strings("rtpengine_flags", _ng_flag)
     listener = table.name("listener", required=False)
     targets = _targets(table)
     options_interval = table.seconds("options_interval")
@@ -1075,6 +1080,8 @@ def _trunk(
         uri=uri_text,
         transport=effective,
         media_profile=media_profile or DEFAULT_MEDIA_PROFILES[effective],
+        codecs=tuple(codecs),
+        rtpengine_flags=tuple(rtpengine_flags),
         listener=listener,
         targets=tuple(targets),
         options_interval=options_interval,
@@ -1083,6 +1090,23 @@ def _trunk(
         up_after=up_after or 2,
         tls=(tls or TrunkTls()) if effective is Transport.TLS else None,
     )
+
+
+def _codec(text: str) -> str:
+    try:
+        CodecSpec.parse(text)
+    except ValueError:
+        raise _Invalid(f"expected a codec as name[/rate[/channels]], got {_show(text)}") from None
+    return text
+
+
+_NG_FLAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=:/-]{0,99}")
+
+
+def _ng_flag(text: str) -> str:
+    if _NG_FLAG_RE.fullmatch(text) is None:
+        raise _Invalid(f"expected an rtpengine flag such as record-call, got {_show(text)}")
+    return text
 
 
 def _trunk_tls(table: _Table, base_dir: Path) -> TrunkTls | None:

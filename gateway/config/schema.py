@@ -309,6 +309,14 @@ class Trunk:
     """The SDP profile of this leg: ``media_profile`` in the policy, else
     :data:`DEFAULT_MEDIA_PROFILES` for the transport."""
 
+    codecs: tuple[str, ...] = ()
+    """Codecs offered to this trunk, ``name[/rate[/channels]]`` in the caller's order
+    (telephone-event always stays, for DTMF); empty: whatever the caller offers."""
+
+    rtpengine_flags: tuple[str, ...] = ()
+    """Raw ng flags rtpengine gets for this trunk's leg (recording, transcoding...);
+    ignored by the built-in relay."""
+
     listener: str | None = None
     """The name of the listener whose socket sends to the trunk (same transport),
     or None to let the transport layer choose."""

@@ -89,6 +89,9 @@ class _Call:
     caller_profile: Profile
     callee_profile: Profile
     codecs: tuple[str, ...] = ()
+    """The callee side's codec allow-list, for offers from the caller."""
+    flags: tuple[str, ...] = ()
+    """The callee side's raw relay flags."""
     offerer: str | None = None
     """The party whose offer is outstanding."""
     sent: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
@@ -140,16 +143,18 @@ class CallMedia:
         caller_profile: Profile,
         callee_profile: Profile,
         codecs: tuple[str, ...] = (),
+        flags: tuple[str, ...] = (),
     ) -> None:
-        """A new call from the party tagged ``caller``, with each side's profile.
+        """A new call from the party tagged ``caller``, with each side's profile and
+        the callee side's codec allow-list and relay flags (policy's, for a trunk).
 
         Again for the same call (failover to another target): the callee's side may
         change profile."""
         call = self._calls.get(call_id)
         if call is None:
-            self._calls[call_id] = _Call(caller, caller_profile, callee_profile, codecs)
+            self._calls[call_id] = _Call(caller, caller_profile, callee_profile, codecs, flags)
         else:
-            call.callee_profile, call.codecs = callee_profile, codecs
+            call.callee_profile, call.codecs, call.flags = callee_profile, codecs, flags
 
     def carry(
         self,
@@ -232,6 +237,7 @@ class CallMedia:
             call.profile(sender),
             call.profile(receiver if receiver is not None else _callee(call, sender)),
             call.codecs if kind == "offer" and sender == call.caller else (),
+            call.flags,
         )
         ticket = next(self._tickets)
         call.busy = ticket

@@ -163,6 +163,8 @@ class _Forward:
     """Token of the timer that moves to the next target if nothing answers (0: none)."""
     media_profile: str | None = None
     """The media profile policy names for the trunk it went to (None: by transport)."""
+    trunk: Target | None = None
+    """What policy chose, when it chose a trunk: its codecs and media flags."""
 
 
 class ProxyCore:
@@ -463,6 +465,7 @@ class ProxyCore:
         if forward is not None:
             forward.trunk_target, forward.alternatives = usable[0], usable[1:]
             forward.media_profile = target.media_profile
+            forward.trunk = target
         return self._trunk_hop(usable[0], target.listener)
 
     def _trunk_hop(self, key: TargetKey, listener: str | None) -> _Hop | _Refusal:
@@ -527,6 +530,8 @@ class ProxyCore:
                 request.from_.tag or "",
                 profile_for(forward.source.transport),
                 profile_for(out_flow.transport, forward.media_profile),
+                forward.trunk.codecs if forward.trunk is not None else (),
+                forward.trunk.media_flags if forward.trunk is not None else (),
             )
         self.media.carry(
             request,

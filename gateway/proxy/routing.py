@@ -77,6 +77,10 @@ class Target:
     media_profile: str | None = None
     """The trunk's media profile by name (``avp``, ``savp-sdes``, ``webrtc``); None:
     the one its transport implies."""
+    codecs: tuple[str, ...] = ()
+    """The trunk's codec allow-list (empty: all)."""
+    media_flags: tuple[str, ...] = ()
+    """Raw flags for the media relay on the trunk's leg (rtpengine's ng flags)."""
 
 
 class Router(Protocol):

@@ -463,7 +463,7 @@ class Policy:
     """A policy file, written as TOML; certificates are copied next to it."""
 
     listeners: list[ListenerSpec] = field(default_factory=list)
-    trunks: list[dict[str, str]] = field(default_factory=list)
+    trunks: list[dict[str, str | list[str]]] = field(default_factory=list)
     routes: list[dict[str, str]] = field(default_factory=list)
     t1: float = T1
     t4: float = 0.5
@@ -501,7 +501,7 @@ class Policy:
         for section, tables in (("trunk", self.trunks), ("route", self.routes)):
             for table in tables:
                 lines.append(f"[[{section}]]")
-                lines += [f'{key} = "{value}"' for key, value in table.items()]
+                lines += [f"{key} = {_toml(value)}" for key, value in table.items()]
                 lines.append("")
         return "\n".join(lines)
 

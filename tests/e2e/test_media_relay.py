@@ -79,7 +79,14 @@ async def test_sdes_trunk_talks_to_a_plain_rtp_pbx(
                 ListenerSpec("trunk-side", "tls", LOCAL, tls),
                 ListenerSpec("core", "udp", LOCAL, core),
             ],
-            trunks=[{"name": "pbx", "uri": f"sip:{LOCAL}:{pbx.local_port}", "listener": "core"}],
+            trunks=[
+                {
+                    "name": "pbx",
+                    "uri": f"sip:{LOCAL}:{pbx.local_port}",
+                    "listener": "core",
+                    "codecs": ["PCMU"],  # the carrier's PCMA never reaches the PBX
+                }
+            ],
             routes=[{"name": "all", "to_trunk": "pbx"}],
             media=media_backend,
         )
@@ -90,8 +97,8 @@ async def test_sdes_trunk_talks_to_a_plain_rtp_pbx(
     our_key = os.urandom(30)
     offer = (
         "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {rtp_port} RTP/SAVP 0 101\r\n"
-        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+        f"m=audio {rtp_port} RTP/SAVP 8 0 101\r\n"
+        "a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
         f"a=crypto:1 {SUITE} inline:{base64.b64encode(our_key).decode()}\r\n"
         "a=rtcp-mux\r\na=sendrecv\r\n"
     )

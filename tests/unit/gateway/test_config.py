@@ -103,6 +103,7 @@ def test_example_policy_parses() -> None:
         uri="sip:10.0.0.10:5060",
         transport=Transport.UDP,
         media_profile=MediaProfile.AVP,
+        codecs=("PCMA", "PCMU", "G722"),
         listener="pbx-side",
         targets=(
             TrunkTarget(host="10.0.0.10", port=5060, priority=10, weight=60),
@@ -296,10 +297,10 @@ def test_unknown_key_suggests_the_close_one() -> None:
 def test_unknown_key_without_a_close_one_lists_the_keys() -> None:
     assert error(GOOD + 'colour = "blue"\n') == (
         'p.toml:9: trunk "pbx".colour: unknown key; expected one of '
-        "name, uri, transport, media_profile, listener, targets, options_interval, "
-        "options_timeout, down_after, up_after, tls_ca, tls_name, tls_cert, tls_key, "
-        "tls_key_passphrase_env, tls_key_passphrase_file, tls_min_version, ciphers, "
-        "require_client_cert, pin_sha256"
+        "name, uri, transport, media_profile, codecs, rtpengine_flags, listener, targets, "
+        "options_interval, options_timeout, down_after, up_after, tls_ca, tls_name, "
+        "tls_cert, tls_key, tls_key_passphrase_env, tls_key_passphrase_file, "
+        "tls_min_version, ciphers, require_client_cert, pin_sha256"
     )
 
 
@@ -501,6 +502,22 @@ def test_media_rtpengine_from_the_command_line() -> None:
     assert media.rtpengine == (
         RtpengineInstance("127.0.0.1", 2223),
         RtpengineInstance("127.0.0.2", 2223, 2),
+    )
+
+
+def test_trunk_codecs_and_rtpengine_flags() -> None:
+    text = GOOD.replace(
+        'uri = "sip:127.0.0.1:5080"',
+        'uri = "sip:127.0.0.1:5080"\ncodecs = ["PCMA", "opus/48000/2"]\n'
+        'rtpengine_flags = ["record-call"]',
+    )
+    trunk = parse(text).trunks[0]
+    assert trunk.codecs == ("PCMA", "opus/48000/2")
+    assert trunk.rtpengine_flags == ("record-call",)
+    uri = 'uri = "sip:127.0.0.1:5080"'
+    bad = GOOD.replace(uri, uri + '\ncodecs = ["PCMA/x"]')
+    assert error(bad).endswith(
+        "trunk \"pbx\".codecs[1]: expected a codec as name[/rate[/channels]], got 'PCMA/x'"
     )
 
 

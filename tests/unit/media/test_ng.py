@@ -346,6 +346,9 @@ def test_codec_allow_list_and_raw_flags() -> None:
     offer = ng.offer(negotiation, SDP, extra_flags=["record-call"], via_branch="z9hG4bK-1")
     assert offer["codec"] == {"strip": ["all"], "except": ["PCMU", "telephone-event"]}
     assert offer["flags"] == ["trust-address", "strip-extmap", "record-call"]
+    # Like the built-in relay, an allow-list without telephone-event still keeps DTMF.
+    pcma = ng.offer(Negotiation(CALL, "caller", None, WEBRTC, AVP, codecs=("PCMA",)), SDP)
+    assert pcma["codec"] == {"strip": ["all"], "except": ["PCMA", "telephone-event"]}
     assert offer["via-branch"] == "z9hG4bK-1"
 
 

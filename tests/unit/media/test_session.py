@@ -19,7 +19,7 @@ from media.dtls import DtlsCertificate, DtlsRole, DtlsSrtpEndpoint, DtlsState
 from media.relay import Address, RelayPort
 from media.session import MediaSession, SessionSettings
 from media.srtp import SrtpContext
-from sdp.attributes import CRYPTO, FINGERPRINT, ICE_PWD, ICE_UFRAG, RTCP, SETUP, Setup
+from sdp.attributes import CRYPTO, FINGERPRINT, ICE_PWD, ICE_UFRAG, RTCP, RTPMAP, SETUP, Setup
 from sdp.model import SessionDescription, parse
 from sdp.rewrite import AVP, SAVP_SDES, WEBRTC, Profile
 from tests.helpers.golden import CHROME_AUDIO, CHROME_AUDIO_VIDEO, fixture
@@ -439,3 +439,18 @@ def test_the_latest_fork_to_answer_owns_the_callee_leg(
     web_port.receive(browser.srtp.protect(_rtp(1)), BROWSER, 2.0)
     assert network.take() == [(offer.media[0].port, _rtp(1), ("192.0.2.60", 20000))]
     assert [leg.tag for leg in session.legs] == ["alice", "fork-b"]
+
+
+def test_a_trunk_codec_allow_list_keeps_telephone_event(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    session = _session(Network(), relay_certificate)
+    negotiation = Negotiation(CALL, "alice", None, WEBRTC, AVP, ("PCMA",))
+    offer = parse(session.offer(negotiation, _chrome_offer(browser_certificate)))
+    media = offer.media[0]
+    assert [m.encoding for m in media.get_all(RTPMAP)] == ["PCMA", "telephone-event"]
+    with pytest.raises(MediaError, match="no acceptable codec"):
+        session.offer(
+            Negotiation("call-2", "bob", None, WEBRTC, AVP, ("G729",)),
+            _chrome_offer(browser_certificate),
+        )

@@ -210,3 +210,20 @@ def test_the_same_answer_to_a_new_offer_goes_to_the_relay_again() -> None:
     assert job.kind == "answer"
     media.done(job.ticket, b"answer-2")
     assert again.body == b"answer-2"
+
+
+def test_the_trunks_codecs_and_flags_reach_the_relay() -> None:
+    media, record = CallMedia(), Recorder()
+    media.start(CALL_ID, CALLER, WEBRTC, AVP, ("PCMA",), ("record-call",))
+    request = _invite()
+    record.carry(media, "invite", request)
+    offer = _one(media)
+    assert offer.negotiation is not None
+    assert tuple(offer.negotiation.codecs) == ("PCMA",)
+    assert tuple(offer.negotiation.flags) == ("record-call",)
+    media.done(offer.ticket, b"offer-out")
+    record.carry(media, "200", _response(request, 200, SDP.decode()))
+    answer_job = _one(media)
+    assert answer_job.negotiation is not None
+    assert tuple(answer_job.negotiation.codecs) == ()  # an allow-list shapes offers only
+    assert tuple(answer_job.negotiation.flags) == ("record-call",)
