@@ -571,23 +571,29 @@ def _pins(table: _Table, key: str) -> list[str]:
     return pins
 
 
-def _sni(table: _Table, base_dir: Path) -> list[CertFiles]:
-    """A listener's ``sni``: an array of ``{ cert, key, ... }`` tables."""
-    value = table.raw("sni", False)
+def _inline_tables(table: _Table, key: str, known: Sequence[str], example: str) -> list[_Table]:
+    """``key``: a non-empty array of inline tables like ``example``, each as a
+    :class:`_Table`; what is not one is reported and left out."""
+    value = table.raw(key, False)
     if value is None:
         return []
     if not isinstance(value, list) or not value:
-        table.error(
-            "sni", f'expected an array of {{ cert = "...", key = "..." }}, got {_show(value)}'
-        )
+        table.error(key, f"expected an array of {example} tables, got {_show(value)}")
         return []
-    found: list[CertFiles] = []
+    entries: list[_Table] = []
     for i, item in enumerate(value):
-        path = (*table.path, "sni", i)
-        if not isinstance(item, dict):
-            table.report.error(path, f'expected {{ cert = "...", key = "..." }}, got {_show(item)}')
-            continue
-        entry = _Table(table.report, path, item, _SNI_KEYS)
+        path = (*table.path, key, i)
+        if isinstance(item, dict):
+            entries.append(_Table(table.report, path, item, known))
+        else:
+            table.report.error(path, f"expected {example}, got {_show(item)}")
+    return entries
+
+
+def _sni(table: _Table, base_dir: Path) -> list[CertFiles]:
+    """A listener's ``sni``: an array of ``{ cert, key, ... }`` tables."""
+    found: list[CertFiles] = []
+    for entry in _inline_tables(table, "sni", _SNI_KEYS, '{ cert = "...", key = "..." }'):
         errors = len(table.report.errors)
         cert = entry.string("cert", required=True)
         key = entry.string("key", required=True)
@@ -1154,21 +1160,8 @@ def _trunk_tls(table: _Table, base_dir: Path) -> TrunkTls | None:
 
 def _targets(table: _Table) -> list[TrunkTarget]:
     """A trunk's ``targets``: an array of ``{ address, priority, weight }`` tables."""
-    value = table.raw("targets", False)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not value:
-        table.error(
-            "targets", f"expected an array of {{ address = ... }} tables, got {_show(value)}"
-        )
-        return []
     targets: list[TrunkTarget] = []
-    for i, item in enumerate(value):
-        path = (*table.path, "targets", i)
-        if not isinstance(item, dict):
-            table.report.error(path, f'expected {{ address = "host:port" }}, got {_show(item)}')
-            continue
-        entry = _Table(table.report, path, item, _TARGET_KEYS)
+    for entry in _inline_tables(table, "targets", _TARGET_KEYS, '{ address = "host:port" }'):
         address = entry.string("address", required=True)
         priority = entry.integer("priority", 0, 65535)
         weight = entry.integer("weight", 0, 65535)

@@ -78,7 +78,7 @@ def test_listener_tls_keys() -> None:
 def test_listener_tls_key_mistakes() -> None:
     udp = '[[listener]]\nname = "u"\ntransport = "udp"\nbind = "127.0.0.1:5060"\n'
     assert errors(udp + 'sni = []\nciphers = "x"\n') == [
-        'p.toml:5: listener "u".sni: expected an array of { cert = "...", key = "..." }, '
+        'p.toml:5: listener "u".sni: expected an array of { cert = "...", key = "..." } tables, '
         "got an array",
         'p.toml:5: listener "u".sni: only tls and wss listeners take one, not udp',
         'p.toml:6: listener "u".ciphers: only tls and wss listeners take one, not udp',
