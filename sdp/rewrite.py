@@ -33,6 +33,7 @@ from sdp.attributes import (
     ICE_ATTRIBUTES,
     Candidate,
     Crypto,
+    Direction,
     Fingerprint,
     Group,
     KeyParam,
@@ -48,6 +49,7 @@ __all__ = [
     "SAVP_SDES_ICE",
     "SDES_KEY_LENGTHS",
     "SIP_SIDE_DROPS",
+    "TEAMS",
     "TRANSPORT_ATTRIBUTES",
     "WEBRTC",
     "DtlsParameters",
@@ -110,6 +112,9 @@ class Profile:
     """``a=mid`` on every stream, and ``a=group:BUNDLE`` when asked (RFC 9143)."""
     drops: frozenset[str] = field(default_factory=frozenset)
     """Attributes removed at both levels because the far side cannot use them."""
+    hold_inactive: bool = False
+    """Write a one-way hold (``sendonly``/``recvonly``) as ``inactive``: some trunks
+    (Teams Direct Routing) accept only that form of hold."""
 
 
 AVP = Profile("AVP", "RTP/AVP", False, False, False, False, False, SIP_SIDE_DROPS)
@@ -118,10 +123,15 @@ SAVP_SDES = Profile("SAVP_SDES", "RTP/SAVP", False, False, True, False, False, S
 """A TLS trunk: SRTP keyed by ``a=crypto`` AES_CM_128_HMAC_SHA1_80."""
 SAVP_SDES_ICE = replace(SAVP_SDES, name="SAVP_SDES_ICE", ice=True)
 """A TLS trunk that wants ICE-lite as well (Teams-style)."""
+TEAMS = replace(SAVP_SDES, name="TEAMS", rtcp_mux=True, hold_inactive=True)
+"""A Teams-style Direct Routing trunk: SDES AES_CM_128_HMAC_SHA1_80, rtcp-mux, and
+hold as ``a=inactive`` only."""
 WEBRTC = Profile("WEBRTC", "UDP/TLS/RTP/SAVPF", True, True, False, True, True)
 """A browser: ICE-lite, DTLS-SRTP, rtcp-mux, mids (RFC 8829, RFC 8834, RFC 8827)."""
 
-PROFILES: Mapping[str, Profile] = {p.name: p for p in (AVP, SAVP_SDES, SAVP_SDES_ICE, WEBRTC)}
+PROFILES: Mapping[str, Profile] = {
+    p.name: p for p in (AVP, SAVP_SDES, SAVP_SDES_ICE, TEAMS, WEBRTC)
+}
 """Profiles by name, for policy files."""
 
 # RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/"; ufrag 4..256, pwd 22..256.
@@ -269,6 +279,8 @@ def rewrite(
         # RFC 8866 §5.7: a section without c= uses the session's, already the relay's.
         if media.connection is not None or not shared_c:
             media.set_connection(relay.address)
+    if profile.hold_inactive:
+        _hold_inactive(out)
     if not profile.bundle and not out.find_all("group"):
         # RFC 5888 §4: mids only serve groups; with BUNDLE gone they have no use.
         for media in out.media:
@@ -324,6 +336,18 @@ def _set_bundle(sd: SessionDescription, mids: Sequence[str | None]) -> None:
     names = [mid for mid in mids if mid is not None]
     new = [Line.attribute("group", str(Group("BUNDLE", tuple(names))))] if names else []
     sd.replace_lines(_is_bundle, new)
+
+
+_ONE_WAY = (Direction.SENDONLY, Direction.RECVONLY)
+
+
+def _hold_inactive(sd: SessionDescription) -> None:
+    # A one-way stream becomes inactive (RFC 3264 §8.4 allows either for hold).
+    if sd.direction in _ONE_WAY:
+        sd.set_direction(Direction.INACTIVE)
+    for media in sd.media:
+        if media.direction in _ONE_WAY:
+            media.set_direction(Direction.INACTIVE)
 
 
 def _rewrite_session(sd: SessionDescription, profile: Profile, address: str, carries: bool) -> None:

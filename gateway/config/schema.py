@@ -56,8 +56,13 @@ class MediaProfile(enum.StrEnum):
     """``RTP/AVP``: plain RTP, no ICE, no crypto (a PBX over UDP or TCP)."""
     SAVP_SDES = "savp-sdes"
     """``RTP/SAVP`` with SDES ``a=crypto`` keys (a TLS trunk)."""
+    SAVP_SDES_ICE = "savp-sdes-ice"
+    """The same with ICE-lite (a TLS trunk that wants ICE)."""
     WEBRTC = "webrtc"
     """``UDP/TLS/RTP/SAVPF`` with ICE, DTLS-SRTP and rtcp-mux (a browser)."""
+    TEAMS = "teams"
+    """``RTP/SAVP`` with SDES, rtcp-mux, and hold as ``a=inactive`` only (Teams
+    Direct Routing)."""
 
 
 DEFAULT_MEDIA_PROFILES: dict[Transport, MediaProfile] = {

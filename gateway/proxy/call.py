@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from gateway.sip import Request, Response
 from media.control import MediaError, Negotiation
-from sdp.rewrite import AVP, SAVP_SDES, SAVP_SDES_ICE, WEBRTC, Profile
+from sdp.rewrite import AVP, SAVP_SDES, SAVP_SDES_ICE, TEAMS, WEBRTC, Profile
 
 __all__ = [
     "PROFILES",
@@ -46,6 +46,7 @@ PROFILES: Mapping[str, Profile] = {
     "avp": AVP,
     "savp-sdes": SAVP_SDES,
     "savp-sdes-ice": SAVP_SDES_ICE,
+    "teams": TEAMS,
     "webrtc": WEBRTC,
 }
 """Media profiles by their policy name."""

@@ -725,7 +725,8 @@ def test_trunk_defaults(lines: str, transport: Transport, profile: MediaProfile)
         ),
         (
             'uri = "sip:10.0.0.1"\nmedia_profile = "srtp"\n',
-            "media_profile: expected one of avp, savp-sdes, webrtc, got 'srtp'",
+            "media_profile: expected one of avp, savp-sdes, savp-sdes-ice, webrtc, teams, "
+            "got 'srtp'",
         ),
     ],
 )

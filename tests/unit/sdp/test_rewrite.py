@@ -10,6 +10,7 @@ from sdp import (
     AVP,
     SAVP_SDES,
     SAVP_SDES_ICE,
+    TEAMS,
     WEBRTC,
     DtlsParameters,
     Fingerprint,
@@ -23,7 +24,7 @@ from sdp import (
     parse,
     rewrite,
 )
-from sdp.attributes import CANDIDATE, CRYPTO, Candidate
+from sdp.attributes import CANDIDATE, CRYPTO, Candidate, Direction
 from sdp.rewrite import PROFILES, host_priority
 from tests.helpers.golden import CHROME_AUDIO, CHROME_AUDIO_VIDEO, expected, fixture, sdp
 
@@ -285,7 +286,7 @@ def test_mids_can_be_given() -> None:
 
 def test_host_priority() -> None:
     assert host_priority(1) == 2130706431  # RFC 8445 §5.1.2.1 with local preference 65535
-    assert set(PROFILES) == {"AVP", "SAVP_SDES", "SAVP_SDES_ICE", "WEBRTC"}
+    assert set(PROFILES) == {"AVP", "SAVP_SDES", "SAVP_SDES_ICE", "TEAMS", "WEBRTC"}
 
 
 @pytest.mark.parametrize(
@@ -341,3 +342,25 @@ def test_bad_mids_and_split_bundles() -> None:
 def test_bad_parameters(make: object) -> None:
     with pytest.raises(ValueError):
         make()  # type: ignore[operator]
+
+
+def test_teams_profile_muxes_rtcp_and_holds_with_inactive_only() -> None:
+    key = bytes(range(30))
+    for one_way in ("sendonly", "recvonly"):
+        answer = fixture("asterisk-20-answer.sdp")
+        held = parse(answer.replace(b"a=sendrecv", f"a={one_way}".encode()))
+        out = rewrite(
+            held,
+            TEAMS,
+            RelayEndpoints("203.0.113.5", (MediaEndpoint(40000, None, SdesParameters(key)),)),
+        )
+        media = out.media[0]
+        assert media.proto == "RTP/SAVP"
+        assert media.direction is Direction.INACTIVE, one_way
+        assert media.has_attribute("rtcp-mux") and media.get_all(CRYPTO)
+    talking = rewrite(
+        parse(fixture("asterisk-20-answer.sdp")),
+        TEAMS,
+        RelayEndpoints("203.0.113.5", (MediaEndpoint(40000, None, SdesParameters(key)),)),
+    )
+    assert talking.media[0].direction is Direction.SENDRECV
