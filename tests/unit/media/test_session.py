@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 from aioice import stun
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from media.control import MediaError, Negotiation
 from media.dtls import DtlsCertificate, DtlsRole, DtlsSrtpEndpoint, DtlsState
@@ -454,3 +456,21 @@ def test_a_trunk_codec_allow_list_keeps_telephone_event(
             Negotiation("call-2", "bob", None, WEBRTC, AVP, ("G729",)),
             _chrome_offer(browser_certificate),
         )
+
+
+@given(data=st.binary(max_size=1500))
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_garbage_on_media_ports_never_raises_and_never_reaches_a_leg_without_keys(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate, data: bytes
+) -> None:
+    network = Network()
+    _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    web_port = network.ports[answer.media[0].port]
+    pbx_port = network.ports[offer.media[0].port]
+    for port in (web_port, pbx_port):
+        port.receive(data, ("198.51.100.9", 4000), 1.0)
+    # A STUN-looking datagram may be answered (to its sender); nothing is forwarded.
+    sent = network.take()
+    assert all(to == ("198.51.100.9", 4000) for _, _, to in sent), sent
