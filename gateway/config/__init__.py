@@ -29,10 +29,25 @@ Keys name array entries by their ``name`` when it is valid (``listener
 "browsers"``), else by 1-based position (``listener[2]``), the way an operator
 counts them in the file. Line numbers come from :class:`~gateway.config.locator.Locator`, a scan of
 the text that tomllib has already accepted (tomllib reports no value positions).
+
+Modules::
+
+    loader       parse_config, load_config, Flags: the document and the command line
+    wedge        [wedge]
+    media        [media] and its rtpengine instances
+    listeners    [[listener]], their TLS keys and SNI, clashing binds
+    trunks       [[trunk]], their targets and TLS
+    routes       [[route]] and choose_route
+    tables       error collection (Report) and typed reads (Table)
+    values       hosts, ports, addresses, origins, codecs, pins written as text
+    schema       the frozen values a policy parses into
+    errors       ConfigError, ConfigErrors
+    locator      the line each key is written on
 """
 
 from gateway.config.errors import ConfigError, ConfigErrors
-from gateway.config.loader import Flags, choose_route, config_with_flags, load_config, parse_config
+from gateway.config.loader import Flags, config_with_flags, load_config, parse_config
+from gateway.config.routes import choose_route
 from gateway.config.schema import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MEDIA_PROFILES,

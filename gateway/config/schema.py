@@ -415,7 +415,8 @@ class Route:
 
     domain: str | None = None
     """Match a Request-URI whose host is this one, in the comparison form of
-    the loader's host key: lower case, no trailing dot, IPv6 bracketed and compressed."""
+    :func:`~gateway.config.values.host_key`: lower case, no trailing dot, IPv6
+    bracketed and compressed."""
 
     from_source: tuple[IPNetwork, ...] = ()
     """Match requests whose source address is in one of these networks
