@@ -46,9 +46,9 @@ from gateway.config import (
     WedgeSettings,
 )
 from gateway.demo.certificate import DemoCertificate, data_dir, ensure_certificate
-from gateway.demo.pbx import PbxSettings
 from gateway.demo.players import ECHO_DELAY, READBACK_PAUSE
 from gateway.demo.registrar import valid_name
+from gateway.demo.settings import PbxSettings
 from gateway.demo.shell import PbxShell, start_pbx
 from gateway.logs import configure_logging
 from gateway.server import Server, start

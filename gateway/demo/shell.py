@@ -16,16 +16,16 @@ import secrets
 import socket
 from typing import Any
 
-from gateway.demo.pbx import (
+from gateway.demo.media_requests import (
     CloseMedia,
-    DemoPbx,
     KeyPressed,
     MediaRequest,
     OpenMedia,
-    PbxSettings,
     UpdateMedia,
 )
+from gateway.demo.pbx import DemoPbx
 from gateway.demo.players import Player, make_player
+from gateway.demo.settings import PbxSettings
 from gateway.sip import Flow
 from gateway.sip.flow import Address
 from gateway.transport.udp import UdpTransport, open_udp

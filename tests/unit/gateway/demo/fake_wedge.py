@@ -7,7 +7,9 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from gateway.demo.pbx import DemoPbx, MediaRequest, PbxSettings
+from gateway.demo.media_requests import MediaRequest
+from gateway.demo.pbx import DemoPbx
+from gateway.demo.settings import PbxSettings
 from gateway.sip import Flow, Request, Response, parse_message
 
 PBX = ("127.0.0.1", 5090)

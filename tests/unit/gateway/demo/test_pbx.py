@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from gateway.demo.pbx import CloseMedia, KeyPressed, OpenMedia, PbxSettings, UpdateMedia
+from gateway.demo.media_requests import CloseMedia, KeyPressed, OpenMedia, UpdateMedia
+from gateway.demo.settings import PbxSettings
 from gateway.sip import Request, Response
 from sdp import parse
 from tests.unit.gateway.demo.fake_wedge import (
