@@ -28,7 +28,7 @@ from gateway.demo.offer import ServiceOffer
 from gateway.demo.registration import Registration
 from gateway.demo.settings import PbxSettings
 from gateway.demo.wire import ALLOW, GONE, Wire, quoted, warning_header
-from gateway.sip import Flow, Headers, Request, Response, make_response
+from gateway.sip import Flow, Request, Response, make_cancel, make_response
 from gateway.sip.flow import Address
 from gateway.transaction import TransactionKey
 
@@ -286,17 +286,7 @@ class Calls:
             return
         invite = leg.invite
         headers = invite.headers
-        pairs = [("Via", headers.values("via")[0]), ("Max-Forwards", "70")]
-        pairs += [("Route", value) for value in headers.get_all("route")]
-        pairs += [
-            ("From", headers.get("from") or ""),
-            ("To", headers.get("to") or ""),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq.number} CANCEL"),
-            ("Content-Length", "0"),
-        ]
         address = uri_address(headers.values("route")[0] if "route" in headers else invite.uri)
         if address is not None:
-            cancel = Request("CANCEL", invite.uri, Headers.of(pairs))
-            self._wire.send(cancel, Flow("udp", self._wire.local, address))
+            self._wire.send(make_cancel(invite), Flow("udp", self._wire.local, address))
         leg.client = None

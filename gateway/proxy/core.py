@@ -57,6 +57,7 @@ from gateway.sip import (
     Response,
     SipUri,
     TelUri,
+    make_cancel,
     make_response,
     parse_message,
 )
@@ -605,17 +606,7 @@ class ProxyCore:
         if invite is None or flow is None or forward.cancel_sent:
             return
         forward.cancel_sent = True
-        headers = invite.headers
-        pairs = [("Via", headers.values("via")[0]), ("Max-Forwards", "70")]
-        pairs += [("Route", value) for value in headers.get_all("route")]
-        pairs += [
-            ("From", headers.get("from") or ""),
-            ("To", headers.get("to") or ""),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq.number} CANCEL"),
-            ("Content-Length", "0"),
-        ]
-        cancel = Request("CANCEL", invite.uri, Headers.of(pairs))
+        cancel = make_cancel(invite)
         self.layer.send_request(cancel, flow, self._now)
 
     # -- responses and failures -------------------------------------------------

@@ -10,7 +10,14 @@ from gateway.sip.framing import (
     StreamFramer,
 )
 from gateway.sip.headers import CSeq, Headers, MediaType, NameAddr, Via
-from gateway.sip.message import Message, Request, Response, make_response, parse_message
+from gateway.sip.message import (
+    Message,
+    Request,
+    Response,
+    make_cancel,
+    make_response,
+    parse_message,
+)
 from gateway.sip.uri import AbsoluteUri, SipUri, TelUri, parse_uri
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "StreamFramer",
     "TelUri",
     "Via",
+    "make_cancel",
     "make_response",
     "parse_message",
     "parse_uri",

@@ -336,6 +336,23 @@ def make_response(
     return Response(status, reason or REASONS.get(status, "Unknown"), Headers.of(pairs))
 
 
+def make_cancel(invite: Request) -> Request:
+    """The CANCEL of an INVITE a client sent, as RFC 3261 §9.1 says: the same
+    Request-URI, top Via (so it matches the INVITE's transaction), Route, From, To,
+    Call-ID and CSeq number."""
+    headers = invite.headers
+    pairs = [("Via", headers.values("via")[0]), ("Max-Forwards", "70")]
+    pairs += [("Route", value) for value in headers.get_all("route")]
+    pairs += [
+        ("From", headers.get("from") or ""),
+        ("To", headers.get("to") or ""),
+        ("Call-ID", invite.call_id),
+        ("CSeq", f"{invite.cseq.number} CANCEL"),
+        ("Content-Length", "0"),
+    ]
+    return Request("CANCEL", invite.uri, Headers.of(pairs))
+
+
 # ---------------------------------------------------------------------------
 # Parsing
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sip import Headers, ParseError, Request, Response, SipUri, parse_message
+from gateway.sip import (
+    Headers,
+    ParseError,
+    Request,
+    Response,
+    SipUri,
+    make_cancel,
+    parse_message,
+)
 from gateway.sip.message import MAX_HEADERS, MAX_MESSAGE_SIZE, MAX_VIAS
 from tests.helpers.messages import SDP, invite, response
 
@@ -287,3 +295,24 @@ def test_request_uri_can_be_rewritten() -> None:
     again = parse_message(bytes(message))
     assert isinstance(again, Request)
     assert isinstance(again.ruri, SipUri) and again.ruri.transport == "tcp"
+
+
+def test_make_cancel_copies_what_rfc_3261_9_1_says() -> None:
+    invite = parse_message(
+        b"INVITE sip:bob@192.0.2.20 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bK-w1\r\n"
+        b"Via: SIP/2.0/WSS a.invalid;branch=z9hG4bK2\r\n"
+        b"Route: <sip:192.0.2.9;lr>\r\n"
+        b"Max-Forwards: 68\r\n"
+        b"From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"
+        b"Call-ID: c1\r\nCSeq: 7 INVITE\r\nContact: <sip:a@a.invalid>\r\n"
+        b"Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+    )
+    assert isinstance(invite, Request)
+    cancel = make_cancel(invite)
+    assert (cancel.method, cancel.uri) == ("CANCEL", "sip:bob@192.0.2.20")
+    assert [str(via) for via in cancel.vias] == ["SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bK-w1"]
+    assert [r.uri_text for r in cancel.routes] == ["sip:192.0.2.9;lr"]
+    assert (cancel.call_id, str(cancel.cseq), cancel.body) == ("c1", "7 CANCEL", b"")
+    assert cancel.headers.get("to") == "<sip:bob@example.com>"
+    assert "contact" not in cancel.headers
