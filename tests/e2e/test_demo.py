@@ -13,12 +13,12 @@ its certificate in a temporary data directory; Chromium gets
 driven the way a person would use them (the form, the buttons, the dial pad);
 what they show is read back from the DOM and from ``wedgeDemo.state()`` and
 ``wedgeDemo.stats()`` (getStats). A screenshot of a page during a call is kept as a
-test artifact, and copied to ``docs/demo-call.png`` for the README.
+test artifact (and, with ``WEDGE_UPDATE_SCREENSHOT=1``, copied to
+``docs/demo-call.png`` for the README).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -261,10 +261,11 @@ def open_phone(browser: Browser, demo: Demo, name: str) -> Softphone:
 
 
 def keep_screenshot(page: Page, folder: Path) -> Path:
-    """A screenshot as a test artifact, and for the README (docs/demo-call.png)."""
+    """A screenshot as a test artifact; with ``WEDGE_UPDATE_SCREENSHOT=1`` also the
+    README's (docs/demo-call.png), so a test run leaves the tree as it found it."""
     shot = page.screenshot(folder / "demo-call.png")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    with contextlib.suppress(OSError):
+    if os.environ.get("WEDGE_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
     return shot
 
