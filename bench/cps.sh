@@ -130,6 +130,11 @@ cat > "$WORK/wedge.toml" << EOF
 [wedge]
 log_level = "warning"
 
+# Signalling against signalling: Kamailio (edge.cfg) leaves SDP alone, so Wedge's
+# media relay is off here; bench/relay.py measures the relay.
+[media]
+relay = "none"
+
 [[listener]]
 name = "udp"
 transport = "udp"
