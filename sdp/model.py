@@ -28,6 +28,7 @@ our bug, not peer input.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -437,6 +438,20 @@ class _MediaField:
         return f"{self.media} {self.port}{count} {self.proto} {formats}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _origin(value: str) -> Origin:
+    # bump_version and follow_origin read o= several times per rewrite.
+    return Origin.parse(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _media_field(value: str) -> _MediaField:
+    # Every m= property reads the line again; a rewrite reads it a dozen times, and
+    # the same lines come back call after call. The cache keeps the parsed, immutable
+    # fields by text (errors are not cached: they raise again, as they should).
+    return _MediaField.parse(value)
+
+
 class MediaDescription(_Section):
     """One media section: its ``m=`` line and the lines after it (RFC 8866 §5.14)."""
 
@@ -466,7 +481,7 @@ class MediaDescription(_Section):
     # -- the m= line ------------------------------------------------------------------
 
     def _field(self) -> _MediaField:
-        return _MediaField.parse(self.mline.value)
+        return _media_field(self.mline.value)
 
     def _edit(self, **changes: Any) -> None:
         self.mline.value = str(replace(self._field(), **changes))
@@ -635,13 +650,13 @@ class SessionDescription(_Section):
     @property
     def origin(self) -> Origin:
         """The ``o=`` line (RFC 8866 §5.2)."""
-        return Origin.parse(self._origin_line().value)
+        return _origin(self._origin_line().value)
 
     @origin.setter
     def origin(self, origin: Origin) -> None:
         text = _check_text(str(origin))
         match = _ORIGIN.match(text)
-        if match is None or Origin.parse(text) != origin:
+        if match is None or _origin(text) != origin:
             raise ValueError(f"bad origin {origin!r}")
         self._origin_line().value = text
 
