@@ -88,7 +88,6 @@ class RelayPort:
         "_by_payload_type",
         "_by_ssrc",
         "_certificate",
-        "_debug",
         "_dtls_role",
         "consent",
         "dropped",
@@ -129,7 +128,6 @@ class RelayPort:
         self._by_ssrc: dict[int, StreamEnd] = {}
         self._certificate: DtlsCertificate | None = None
         self._dtls_role = DtlsRole.SERVER
-        self._debug = logger.isEnabledFor(logging.DEBUG)
 
     # -- configuration (at offer and answer) -------------------------------------------
 

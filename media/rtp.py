@@ -18,7 +18,6 @@ __all__ = [
     "is_rtcp",
     "is_rtp_or_rtcp",
     "is_stun",
-    "payload_type",
     "rtcp_sender_ssrc",
     "ssrc",
 ]
@@ -47,10 +46,6 @@ def is_rtp_or_rtcp(first: int) -> bool:
 def is_rtcp(second: int) -> bool:
     """RFC 5761 §4: RTCP packet types 192-223 (SR 200, RR 201, SDES, BYE, APP, FB)."""
     return 191 < second < 224
-
-
-def payload_type(packet: bytes) -> int:
-    return packet[1] & 0x7F
 
 
 def ssrc(packet: bytes) -> int:
