@@ -742,29 +742,18 @@ class Kamailio:
         return _read(self.log_file)
 
     def start(self) -> Kamailio:
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.args,
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def ready() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"kamailio exited with {self.process.returncode} at start:\n{self.log}"
-                )
+        def answers() -> bool:
             reply = sip_options_ping(self.host, self.port, self.netns)
             return reply is not None and reply.startswith(b"SIP/2.0 200")
 
-        try:
-            wait_until(ready, STARTUP_TIMEOUT, f"Kamailio to answer OPTIONS on {self.uri}")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- kamailio log\n{self.log}") from None
+        self.process = start_daemon(
+            "kamailio",
+            self.args,
+            self.folder,
+            self.log_file,
+            answers,
+            f"Kamailio to answer OPTIONS on {self.uri}",
+        )
         return self
 
     def stop(self) -> None:
@@ -800,6 +789,42 @@ def kamailio(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Kamaili
     yield start
     for process in started:
         process.stop()
+
+
+def start_daemon(
+    name: str,
+    args: Sequence[str],
+    folder: Path,
+    log_file: Path,
+    answers: Callable[[], bool],
+    what: str,
+) -> subprocess.Popen[bytes]:
+    """Start a peer daemon in a session of its own, its output in ``log_file``, and
+    wait (bounded) until ``answers()``; a daemon that exits or stays silent is an
+    error that carries its log."""
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            args,
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{name} exited with {process.returncode} at start:\n{_read(log_file)}"
+            )
+        return answers()
+
+    try:
+        wait_until(ready, STARTUP_TIMEOUT, what)
+    except TimeoutError as exc:
+        terminate(process)
+        raise TimeoutError(f"{exc}\n--- {name} log\n{_read(log_file)}") from None
+    return process
 
 
 def terminate(process: subprocess.Popen[bytes] | None) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from media import ng
-from tests.e2e.conftest import STARTUP_TIMEOUT, _attach, _read, free_port, terminate, wait_until
+from tests.e2e.conftest import _attach, _read, free_port, start_daemon, terminate
 
 __all__ = [
     "Rtpengine",
@@ -103,29 +103,18 @@ class Rtpengine:
         return _read(self.log_file)
 
     def start(self) -> Rtpengine:
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.args,
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def ready() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"rtpengine exited with {self.process.returncode} at start:\n{self.log}"
-                )
+        def answers() -> bool:
             reply = ng_request(self.ng_port, ng.ping())
             return reply is not None and reply.result == "pong"
 
-        try:
-            wait_until(ready, STARTUP_TIMEOUT, f"rtpengine to answer ng pings on {self.address}")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- rtpengine log\n{self.log}") from None
+        self.process = start_daemon(
+            "rtpengine",
+            self.args,
+            self.folder,
+            self.log_file,
+            answers,
+            f"rtpengine to answer ng pings on {self.address}",
+        )
         return self
 
     def stop(self) -> None:

@@ -147,6 +147,18 @@ class Browser:
         return self.dtls.srtp
 
 
+def _connected(
+    network: Network, certificate: DtlsCertificate, answer: SessionDescription
+) -> tuple[Browser, RelayPort]:
+    """A browser that has passed its ICE check (at t=1) and its DTLS handshake with
+    the relay port the ``answer`` names."""
+    browser = Browser(certificate, answer)
+    web_port = network.ports[browser.port]
+    assert browser.check(web_port, network)
+    browser.handshake(web_port, network)
+    return browser, web_port
+
+
 def _browser_call(
     network: Network, relay: DtlsCertificate, browser: DtlsCertificate
 ) -> tuple[MediaSession, SessionDescription, SessionDescription]:
@@ -233,11 +245,8 @@ def test_forged_and_unvalidated_packets_are_counted_and_dropped(
 ) -> None:
     network = Network()
     _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
-    browser = Browser(browser_certificate, answer)
-    web_port = network.ports[browser.port]
+    browser, web_port = _connected(network, browser_certificate, answer)
     pbx_port = network.ports[offer.media[0].port]
-    browser.check(web_port, network)
-    browser.handshake(web_port, network)
     web_port.receive(_rtp(1) + bytes(10), BROWSER, 2.0)  # not authenticated
     web_port.receive(browser.srtp.protect(_rtp(2)), ("198.51.100.1", 1), 2.0)
     assert network.take() == []
@@ -256,10 +265,7 @@ def test_a_hold_reoffer_keeps_ports_and_dtls(
 ) -> None:
     network = Network()
     session, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
-    browser = Browser(browser_certificate, answer)
-    web_port = network.ports[browser.port]
-    browser.check(web_port, network)
-    browser.handshake(web_port, network)
+    browser, web_port = _connected(network, browser_certificate, answer)
     hold = _chrome_offer(browser_certificate).replace(b"a=sendrecv", b"a=sendonly")
     again = parse(session.offer(_negotiation("alice", "pbx", WEBRTC, AVP), hold))
     assert again.media[0].port == offer.media[0].port
@@ -280,10 +286,7 @@ def test_an_ice_restart_gets_new_relay_credentials_and_media_continues(
 ) -> None:
     network = Network()
     session, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
-    browser = Browser(browser_certificate, answer)
-    web_port = network.ports[browser.port]
-    browser.check(web_port, network)
-    browser.handshake(web_port, network)
+    browser, web_port = _connected(network, browser_certificate, answer)
     restart = (
         _chrome_offer(browser_certificate)
         .replace(b"a=ice-ufrag:Me+N", b"a=ice-ufrag:New1")
@@ -404,11 +407,8 @@ def test_without_consent_checks_the_relay_stops_sending_to_the_browser(
 ) -> None:
     network = Network()
     _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
-    browser = Browser(browser_certificate, answer)
-    web_port = network.ports[browser.port]
+    browser, web_port = _connected(network, browser_certificate, answer)
     pbx_port = network.ports[offer.media[0].port]
-    browser.check(web_port, network)  # at t=1
-    browser.handshake(web_port, network)
     web_port.handle_timer(30.0)
     pbx_port.receive(_rtp(1), PBX, 30.0)
     assert len(network.take(BROWSER)) == 1
@@ -434,10 +434,7 @@ def test_the_latest_fork_to_answer_owns_the_callee_leg(
     other = _pbx_answer().replace(b"192.0.2.50", b"192.0.2.60").replace(b"10036", b"20000")
     final = parse(session.answer(_negotiation("fork-b", "alice", AVP, WEBRTC), other))
     assert final.media[0].port == early.media[0].port  # the browser sees one relay port
-    browser = Browser(browser_certificate, final)
-    web_port = network.ports[browser.port]
-    browser.check(web_port, network)
-    browser.handshake(web_port, network)
+    browser, web_port = _connected(network, browser_certificate, final)
     web_port.receive(browser.srtp.protect(_rtp(1)), BROWSER, 2.0)
     assert network.take() == [(offer.media[0].port, _rtp(1), ("192.0.2.60", 20000))]
     assert [leg.tag for leg in session.legs] == ["alice", "fork-b"]
