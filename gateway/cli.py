@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         media_fallback=args.media_fallback,
         media_ports=args.media_ports,
         media_advertise=args.media_advertise,
+        workers=args.workers,
     )
     if args.config is None and not (flags.listen and flags.pbx):
         print("wedge run: give --config FILE, or at least --listen and --pbx", file=sys.stderr)
@@ -258,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--media-ports", metavar="FIRST-LAST", help="relay UDP ports")
     serve.add_argument(
         "--media-advertise", metavar="IP", help="the relay's address in SDP (behind 1:1 NAT)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="SIP worker processes sharing the listeners (default 1); one per core",
     )
     from gateway.demo import run as demo  # imported here: only `wedge demo` needs it
 

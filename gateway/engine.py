@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from gateway.proxy.call import MediaJob
 from gateway.proxy.core import ProxyCore
@@ -19,10 +20,20 @@ from gateway.sip.flow import Address
 from gateway.transport.base import Transport
 from media.control import MediaControl, MediaError
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Link"]
 
 logger = logging.getLogger("wedge.engine")
 media_logger = logging.getLogger("wedge.media")
+
+
+class Link(Protocol):
+    """The way to the other SIP workers (:class:`gateway.workers.link.WorkerLink`)."""
+
+    def holds(self, flow: Flow) -> bool:
+        """This process can send on ``flow``."""
+
+    def send(self, data: bytes, flow: Flow) -> None:
+        """Have the process holding ``flow`` send ``data`` on it."""
 
 
 class Engine:
@@ -42,6 +53,8 @@ class Engine:
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self.media: MediaControl | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        self.link: Link | None = None
+        """With SIP workers: how to send on a connection another worker holds."""
 
     def attach(self, core: ProxyCore, media: MediaControl | None = None) -> None:
         """Start feeding ``core``; until then (while listeners open) input is dropped.
@@ -95,14 +108,7 @@ class Engine:
         try:
             while True:
                 for data, flow in core.datagrams_to_send():
-                    transport = self.transports.get((flow.transport, flow.local))
-                    if transport is None:
-                        logger.error("! no transport for flow=%s; message dropped", flow)
-                        continue
-                    if self._debug:
-                        first = data[: data.find(b"\r\n")].decode("utf-8", "replace")
-                        logger.debug("> %s flow=%s", first, flow)
-                    transport.send(data, flow)
+                    self.send(data, flow)
                 if not self._failed:
                     break
                 flow, _ = self._failed.pop(0)
@@ -114,6 +120,21 @@ class Engine:
             self._jobs.add(task)
             task.add_done_callback(self._jobs.discard)
         self._rearm()
+
+    def send(self, data: bytes, flow: Flow) -> None:
+        """Send ``data`` on ``flow``, through the worker holding it if not this one."""
+        link = self.link
+        if link is not None and not link.holds(flow):
+            link.send(data, flow)
+            return
+        transport = self.transports.get((flow.transport, flow.local))
+        if transport is None:
+            logger.error("! no transport for flow=%s; message dropped", flow)
+            return
+        if self._debug:
+            first = data[: data.find(b"\r\n")].decode("utf-8", "replace")
+            logger.debug("> %s flow=%s", first, flow)
+        transport.send(data, flow)
 
     async def _run(self, job: MediaJob) -> None:
         """One media job: await the relay, then give the core its result."""

@@ -18,25 +18,35 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 class _JsonFormatter(logging.Formatter):
+    def __init__(self, worker: int | None) -> None:
+        super().__init__()
+        self.worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.worker is not None:
+            entry["worker"] = self.worker
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Send Wedge's logs to standard error at ``level``, as ``text`` or ``json``."""
+def configure_logging(level: str = "info", fmt: str = "text", worker: int | None = None) -> None:
+    """Send Wedge's logs to standard error at ``level``, as ``text`` or ``json``;
+    ``worker``: the SIP worker this process is, named on every line."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(_JsonFormatter(worker))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        tag = "" if worker is None else f" worker={worker}"
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)-7s %(name)s{tag}: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

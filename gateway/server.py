@@ -7,6 +7,7 @@ pure core; here it is only put together and started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -23,6 +24,7 @@ import dns.nameserver
 from gateway.config import Config, MediaRelay, MediaSettings
 from gateway.config import Listener as ListenerSpec
 from gateway.engine import Engine
+from gateway.logs import configure_logging
 from gateway.policy import PolicyRouter, TrunkDirectory, health_settings
 from gateway.proxy.core import ProxyCore, ProxySettings
 from gateway.proxy.flowtoken import FlowTokens
@@ -30,17 +32,19 @@ from gateway.proxy.routing import Listener, RouteStamp
 from gateway.proxy.trunks import TrunkHealth
 from gateway.tls import TlsManager, TlsSetupError
 from gateway.transaction import TimerConfig
-from gateway.transport.base import Transport
+from gateway.transport.base import Receiver, Transport
 from gateway.transport.dns import TrunkResolver, make_resolver
 from gateway.transport.loop import install_uvloop
-from gateway.transport.stream import open_stream
+from gateway.transport.stream import number_connections, open_stream
 from gateway.transport.udp import open_udp
 from gateway.transport.ws import ProcessRequest, open_ws
+from gateway.workers.link import WorkerLink
+from gateway.workers.supervisor import WorkerPlace, run_workers
 from media.builtin import RelaySettings
 from media.control import MediaControl
 from media.endpoint import start_builtin
 from media.rtpengine import InstanceSpec, start_rtpengine
-from media.workers import start_workers
+from media.workers import split_ports, start_workers
 
 __all__ = ["Server", "serve_forever", "start"]
 
@@ -62,6 +66,8 @@ class Server:
     stop_media: Callable[[], None] = field(default=lambda: None)
     tls: TlsManager | None = None
     """The certificates in use, reloadable (SIGHUP); None without tls/wss listeners."""
+    link: WorkerLink | None = None
+    """With SIP workers: this worker's way to the others."""
     _watch: asyncio.Task[None] | None = None
 
     def reload_tls(self, why: str = "SIGHUP") -> None:
@@ -102,6 +108,8 @@ class Server:
         if self._watch is not None:
             self._watch.cancel()
         self.engine.close()
+        if self.link is not None:
+            self.link.close()
         if self.media is not None:
             await self.media.close()
         self.stop_media()
@@ -110,14 +118,25 @@ class Server:
         logger.info("stopped")
 
 
-async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = None) -> Server:
+async def start(
+    config: Config,
+    *,
+    http: Mapping[str, ProcessRequest] | None = None,
+    place: WorkerPlace | None = None,
+) -> Server:
     """Open every listener of ``config`` and start serving.
 
     ``http``: by WS/WSS listener name, a hook answering plain HTTP requests on its
-    port (``wedge demo`` serves the web demo this way).
+    port (``wedge demo`` serves the web demo this way). ``place``: this process is
+    one of several SIP workers sharing the listeners.
     """
     loop = asyncio.get_running_loop()
     engine = Engine()
+    receiver: Receiver = engine
+    link: WorkerLink | None = None
+    if place is not None:
+        link = receiver = WorkerLink(place.index, place.count, place.inboxes, engine)
+        number_connections(place.index + 1, place.count)
     transports: list[Transport] = []
     listeners: list[Listener] = []
     tls: TlsManager | None = None
@@ -128,7 +147,9 @@ async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = N
         tls.load()
     try:
         for spec in config.listeners:
-            transport = await _open(spec, engine, (http or {}).get(spec.name), tls)
+            transport = await _open(
+                spec, receiver, (http or {}).get(spec.name), tls, reuse_port=place is not None
+            )
             transports.append(transport)
             engine.add(transport)
             port = (
@@ -146,11 +167,12 @@ async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = N
         for name in directory.resolved_by_dns():
             await resolver.lookup(name)
         resolver.start()
-        media, stop_media = await _start_media(config)
+        media, stop_media = await _start_media(config, place)
     except BaseException:
         await asyncio.gather(*(transport.close() for transport in transports))
         raise
-    stamp = RouteStamp(listeners, FlowTokens(os.urandom(32)), ids=lambda: secrets.token_hex(5))
+    secret = place.flow_secret if place is not None else os.urandom(32)
+    stamp = RouteStamp(listeners, FlowTokens(secret), ids=lambda: secrets.token_hex(5))
     timers = TimerConfig(config.wedge.t1, config.wedge.t2, config.wedge.t4)
     health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
     health.watch(directory.all_targets(), loop.time())
@@ -177,6 +199,8 @@ async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = N
         media=media is not None,
     )
     engine.attach(core, media)
+    if link is not None:
+        link.start()
     if media is not None:
         media.on_timeout(engine.media_timeout)
     for listener in listeners:
@@ -191,13 +215,18 @@ async def start(config: Config, *, http: Mapping[str, ProcessRequest] | None = N
         found = ", ".join(f"{t}:{a[0]}:{a[1]}" for t, a in directory.targets(name)) or "none yet"
         logger.info("trunk=%s targets=%s", name, found)
     engine.poke()
-    server = Server(engine, transports, listeners, resolver, media, stop_media, tls)
+    server = Server(engine, transports, listeners, resolver, media, stop_media, tls, link)
     server.watch_tls(config.wedge.cert_watch)
     return server
 
 
-async def _start_media(config: Config) -> tuple[MediaControl | None, Callable[[], None]]:
+async def _start_media(
+    config: Config, place: WorkerPlace | None
+) -> tuple[MediaControl | None, Callable[[], None]]:
     settings = config.media
+    if place is not None:  # each SIP worker relays its own calls, on its own ports
+        ports = split_ports(*settings.ports, place.count)[place.index]
+        settings = dataclasses.replace(settings, ports=ports)
     if settings.relay is MediaRelay.NONE:
         logger.info("media relay none: SDP and media pass untouched")
         return None, lambda: None
@@ -256,9 +285,11 @@ def _resolver(config: Config) -> dns.asyncresolver.Resolver | None:
 
 async def _open(
     spec: ListenerSpec,
-    engine: Engine,
+    receiver: Receiver,
     http: ProcessRequest | None = None,
     certificates: TlsManager | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> Transport:
     transport = str(spec.transport)
     tls = None
@@ -266,28 +297,32 @@ async def _open(
         assert certificates is not None  # start() builds it for every tls/wss listener
         tls = certificates.server_context(spec.name)
     if transport == "udp":
-        return await open_udp(spec.name, spec.bind_host, spec.bind_port, engine)
+        return await open_udp(
+            spec.name, spec.bind_host, spec.bind_port, receiver, reuse_port=reuse_port
+        )
     if transport in ("tcp", "tls"):
         return await open_stream(
             spec.name,
             transport,
             spec.bind_host,
             spec.bind_port,
-            engine,
+            receiver,
             ssl_server=tls,
             idle_timeout=spec.idle_timeout,
             tls=certificates.peers(spec.name) if certificates is not None and tls else None,
+            reuse_port=reuse_port,
         )
     return await open_ws(
         spec.name,
         transport,
         spec.bind_host,
         spec.bind_port,
-        engine,
+        receiver,
         ssl_server=tls,
         origins=spec.origins or None,
         idle_timeout=spec.idle_timeout,
         process_request=http,
+        reuse_port=reuse_port,
     )
 
 
@@ -315,10 +350,23 @@ def _tune_garbage_collector() -> None:
 
 
 def serve_forever(config: Config) -> int:
-    """Serve until SIGINT or SIGTERM, then drain and stop. Returns the exit status."""
+    """Serve until SIGINT or SIGTERM, then drain and stop. Returns the exit status.
+
+    With ``[wedge] workers`` above 1, as that many worker processes."""
+    if config.wedge.workers > 1:
+        return run_workers(config.wedge.workers, lambda place: _serve_worker(config, place))
+    return _run(config)
+
+
+def _serve_worker(config: Config, place: WorkerPlace) -> int:
+    configure_logging(str(config.wedge.log_level), str(config.wedge.log_format), place.index)
+    return _run(config, place)
+
+
+def _run(config: Config, place: WorkerPlace | None = None) -> int:
     install_uvloop()
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, place))
     except TlsSetupError as exc:
         for problem in exc.problems:
             logger.error("cannot start: %s", problem)
@@ -329,14 +377,16 @@ def serve_forever(config: Config) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, place: WorkerPlace | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    server = await start(config)
+    server = await start(config, place=place)
     loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     _tune_garbage_collector()
+    if place is not None:
+        os.write(place.ready, b"r")
     logger.info("wedge running; Ctrl-C or SIGTERM stops it")
     await stop.wait()
     logger.info("stopping: draining transactions (up to %.0f s)", DRAIN_TIMEOUT)

@@ -15,7 +15,13 @@ from gateway.config.listeners import read_listeners
 from gateway.config.locator import KeyPath, Locator
 from gateway.config.media import read_media
 from gateway.config.routes import read_routes
-from gateway.config.schema import MAX_CONFIG_CHARS, Config, Transport
+from gateway.config.schema import (
+    MAX_CONFIG_CHARS,
+    Config,
+    MediaRelay,
+    MediaSettings,
+    Transport,
+)
 from gateway.config.tables import SECTIONS, Report, quote, show, suggest
 from gateway.config.trunks import read_trunks
 from gateway.config.wedge import read_wedge
@@ -130,6 +136,8 @@ def _parse(
     listener_names = list(listener_transports)
     trunk_names = _raw_names(sections["trunk"])
     routes = read_routes(report, sections["route"], listener_names, trunk_names)
+    if wedge is not None and media is not None:
+        _check_workers(report, wedge.workers, media)
     report.raise_if_any()
     assert wedge is not None and media is not None
     return (
@@ -143,6 +151,21 @@ def _parse(
         ),
         report,
     )
+
+
+def _check_workers(report: Report, workers: int, media: MediaSettings) -> None:
+    """Each SIP worker relays its calls' media on its own slice of the ports."""
+    builtin = media.relay is MediaRelay.BUILTIN or media.fallback is MediaRelay.BUILTIN
+    if workers == 1 or not builtin:
+        return
+    first, last = media.ports
+    needed = workers * media.workers * 4
+    if last - first + 1 < needed:
+        report.error(
+            ("wedge", "workers"),
+            f"{workers} workers with {media.workers} relay workers each need at least "
+            f"{needed} media ports; [media] ports has {last - first + 1}",
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -201,6 +224,7 @@ class Flags:
     media_ports: str | None = None
     """``FIRST-LAST``."""
     media_advertise: str | None = None
+    workers: int | None = None
 
 
 def config_with_flags(path: Path | None, flags: Flags) -> Config:
@@ -289,6 +313,7 @@ def _apply_flags(data: dict[str, Any], flags: Flags) -> frozenset[tuple[str, int
             ("fqdn", flags.fqdn),
             ("log_level", flags.log_level),
             ("log_format", flags.log_format),
+            ("workers", flags.workers),
         ):
             if value is not None:
                 wedge[key] = value

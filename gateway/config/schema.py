@@ -163,6 +163,11 @@ class WedgeSettings:
     """Seconds between looks at the certificate files for changes (a change
     reloads them, like SIGHUP); 0: only SIGHUP reloads."""
 
+    workers: int = 1
+    """SIP worker processes sharing the listeners' ports (SO_REUSEPORT); every
+    message of a call is handled by one of them, chosen by its Call-ID. 1: one
+    process, no workers."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MediaSettings:

@@ -6,6 +6,8 @@ from gateway.config.schema import LogFormat, LogLevel, WedgeSettings
 from gateway.config.tables import Report, Table, header_text, seconds_or_zero, show
 from gateway.config.values import dns_server, is_hostname, parse_target
 
+MAX_WORKERS = 64
+
 _WEDGE_KEYS = (
     "fqdn",
     "log_level",
@@ -18,6 +20,7 @@ _WEDGE_KEYS = (
     "user_agent",
     "cert_warn_days",
     "cert_watch",
+    "workers",
 )
 
 
@@ -44,6 +47,7 @@ def read_wedge(report: Report, data: object) -> tuple[WedgeSettings | None, bool
     user_agent = header_text(table, "user_agent")
     cert_warn_days = table.integer("cert_warn_days", 0, 3650)
     cert_watch = seconds_or_zero(table, "cert_watch")
+    workers = table.integer("workers", 1, MAX_WORKERS)
     if t1 is not None and t2 is not None and t1 > t2:
         key = "t2" if table.has("t2") else "t1"
         table.error(key, f"t1 ({t1:g}) must not exceed t2 ({t2:g}) (RFC 3261 §17.1.2.2)")
@@ -66,6 +70,7 @@ def read_wedge(report: Report, data: object) -> tuple[WedgeSettings | None, bool
             user_agent=user_agent or defaults.user_agent,
             cert_warn_days=defaults.cert_warn_days if cert_warn_days is None else cert_warn_days,
             cert_watch=defaults.cert_watch if cert_watch is None else cert_watch,
+            workers=workers or defaults.workers,
             dns_servers=tuple(
                 (host, port) for host, port in (parse_target(text) for text in dns_servers)
             ),

@@ -70,6 +70,7 @@ __all__ = [
     "StreamTransport",
     "TlsPeers",
     "next_connection_id",
+    "number_connections",
     "open_stream",
 ]
 
@@ -113,6 +114,13 @@ _connection_ids = itertools.count(1)
 def next_connection_id() -> int:
     """A connection id unique in this process, shared by the stream and WS shells."""
     return next(_connection_ids)
+
+
+def number_connections(first: int, step: int) -> None:
+    """Deal connection ids ``first``, ``first + step``, ...: SIP worker ``k`` of ``N``
+    takes ``k + 1`` and step ``N``, so an id names its worker across processes."""
+    global _connection_ids
+    _connection_ids = itertools.count(first, step)
 
 
 class ConnectionLimiter:
@@ -451,22 +459,27 @@ class StreamTransport:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._handshake_log = _RateLimitedLog()
 
-    async def listen(self, host: str, port: int, ssl_server: ssl.SSLContext | None) -> None:
+    async def listen(
+        self, host: str, port: int, ssl_server: ssl.SSLContext | None, *, reuse_port: bool = False
+    ) -> None:
         """Start accepting connections on ``host:port``.
 
         TLS needs ``ssl_server``, or a :class:`TlsPeers` given at construction
-        (which then chooses the context per peer).
+        (which then chooses the context per peer). ``reuse_port``: the port is
+        shared with other processes that set it too (SO_REUSEPORT).
         """
         if self.transport == "tls":
             if isinstance(self.tls, FixedTls):
                 if ssl_server is None:
                     raise ValueError("tls needs ssl_server (or a TlsPeers policy)")
                 self.tls.server = ssl_server
-            self._listen_tls(host, port)
+            self._listen_tls(host, port, reuse_port)
         else:
             if ssl_server is not None:
                 raise ValueError("only tls takes ssl_server")
-            self._server = await self.loop.create_server(lambda: _Connection(self), host, port)
+            self._server = await self.loop.create_server(
+                lambda: _Connection(self), host, port, reuse_port=reuse_port
+            )
             sockname = self._server.sockets[0].getsockname()
             self.local = (sockname[0], sockname[1])
         logger.info(
@@ -478,11 +491,13 @@ class StreamTransport:
 
     # TLS: our own accept loop, one handshake task per connection
 
-    def _listen_tls(self, host: str, port: int) -> None:
+    def _listen_tls(self, host: str, port: int, reuse_port: bool) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((host, port))
@@ -766,6 +781,7 @@ async def open_stream(
     connect_timeout: float = CONNECT_TIMEOUT,
     ssl_handshake_timeout: float = SSL_HANDSHAKE_TIMEOUT,
     tls: TlsPeers | None = None,
+    reuse_port: bool = False,
 ) -> StreamTransport:
     """Listen for TCP (``transport="tcp"``) or TLS (``"tls"``, needs ``ssl_server``
     or ``tls``) on ``host:port``; ``ssl_client`` verifies peers we connect to
@@ -785,7 +801,7 @@ async def open_stream(
         ssl_handshake_timeout=ssl_handshake_timeout,
         tls=tls,
     )
-    await stream.listen(host, port, ssl_server)
+    await stream.listen(host, port, ssl_server, reuse_port=reuse_port)
     return stream
 
 

@@ -105,11 +105,14 @@ class UdpTransport(asyncio.DatagramProtocol):
             await self._closed
 
 
-async def open_udp(name: str, host: str, port: int, receiver: Receiver) -> UdpTransport:
-    """Bind a UDP listener on ``host:port`` (port 0: any free port, see ``.local``)."""
+async def open_udp(
+    name: str, host: str, port: int, receiver: Receiver, *, reuse_port: bool = False
+) -> UdpTransport:
+    """Bind a UDP listener on ``host:port`` (port 0: any free port, see ``.local``);
+    ``reuse_port``: shared with other processes that set it too (SO_REUSEPORT)."""
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpTransport(name, receiver), local_addr=(host, port)
+        lambda: UdpTransport(name, receiver), local_addr=(host, port), reuse_port=reuse_port
     )
     logger.info("= listening listener=%s transport=udp local=%s:%d", name, *protocol.local)
     return protocol

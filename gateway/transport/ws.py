@@ -182,8 +182,10 @@ class WsTransport:
         ping_interval: float | None,
         open_timeout: float,
         process_request: ProcessRequest | None,
+        reuse_port: bool = False,
     ) -> None:
-        """Start accepting connections on ``host:port``."""
+        """Start accepting connections on ``host:port`` (``reuse_port``: shared with
+        other processes that set it too, SO_REUSEPORT)."""
         if (self.transport == "wss") != (ssl_server is not None):
             raise ValueError("wss needs ssl_server, and only wss takes one")
         owner = self
@@ -221,6 +223,7 @@ class WsTransport:
             max_size=MAX_MESSAGE_SIZE,
             logger=logging.getLogger("wedge.transport.websockets"),
             create_connection=Connection,
+            reuse_port=reuse_port,
             **extra,
         )
         sockname = self._server.sockets[0].getsockname()
@@ -367,6 +370,7 @@ async def open_ws(
     max_write_buffer: int = MAX_WRITE_BUFFER,
     open_timeout: float = OPEN_TIMEOUT,
     process_request: ProcessRequest | None = None,
+    reuse_port: bool = False,
 ) -> WsTransport:
     """Listen for SIP over WebSocket (``"ws"``) or secure WebSocket (``"wss"``, needs
     ``ssl_server``). ``origins``: the Origin values accepted (None or empty: any).
@@ -388,6 +392,7 @@ async def open_ws(
         ping_interval=ping_interval,
         open_timeout=open_timeout,
         process_request=process_request,
+        reuse_port=reuse_port,
     )
     return ws
 

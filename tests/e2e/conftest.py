@@ -470,6 +470,7 @@ class Policy:
     """Timer K/I (T4) short too: a stopping Wedge drains transactions waiting on
     them, and SIGKILL comes 5 s after SIGTERM."""
     log_level: str = "info"
+    workers: int = 1
     media: dict[str, str | float | list[str]] = field(default_factory=lambda: {"relay": "none"})
     """The ``[media]`` table. Signalling tests leave SDP alone (the relay's own tests
     turn it on), so what they assert about bodies is what the peers sent."""
@@ -483,6 +484,7 @@ class Policy:
             f"t1 = {self.t1}",
             f"t4 = {self.t4}",
             f'log_level = "{self.log_level}"',
+            f"workers = {self.workers}",
             "",
             "[media]",
             *(f"{key} = {_toml(value)}" for key, value in self.media.items()),

@@ -557,13 +557,10 @@ def test_bye_from_callee(sipp: SippFactory, wedge: WedgeFactory, uac: str, pbx: 
 
 async def secure_call(ua: UserAgent, net: Net, callee: Sipp) -> SippResult:
     """Call the PBX, answer its re-INVITE and its BYE; the PBX's result."""
-    try:
-        ok = await ua.call(f"sip:{SERVICE}@{LOCAL}:{net.caller_port}")
-        assert ok.status == 200
-        await ua.answer_reinvite()
-        await ua.answer_bye()
-    finally:
-        await ua.close()
+    ok = await ua.call(f"sip:{SERVICE}@{LOCAL}:{net.caller_port}")
+    assert ok.status == 200
+    await ua.answer_reinvite()
+    await ua.answer_bye()
     return await asyncio.to_thread(callee.wait)
 
 
@@ -639,8 +636,11 @@ async def test_tls_caller(sipp: SippFactory, wedge: WedgeFactory, pki: Pki, pbx:
     channel = await connect_tls(LOCAL, net.tls, pki.ca)
     host, port = channel.local
     ua = UserAgent(channel, contact=f"sip:alice@{host}:{port};transport=tls")
-    async with asyncio.timeout(25):
-        result = await secure_call(ua, net, callee)
+    try:
+        async with asyncio.timeout(25):
+            result = await secure_call(ua, net, callee)
+    finally:
+        await ua.close()
     check_secure_call(ua, result, net)
 
 
@@ -651,6 +651,9 @@ async def test_wss_caller(sipp: SippFactory, wedge: WedgeFactory, pki: Pki, pbx:
     callee = sipp("uas_callee_reinvite_bye.xml", transport=pbx, local_port=net.uas)
     channel = await connect_ws(f"wss://{LOCAL}:{net.wss}/", pki.ca)
     ua = browser_user_agent(channel)
-    async with asyncio.timeout(25):
-        result = await secure_call(ua, net, callee)
+    try:
+        async with asyncio.timeout(25):
+            result = await secure_call(ua, net, callee)
+    finally:
+        await ua.close()
     check_secure_call(ua, result, net)

@@ -1219,3 +1219,21 @@ def test_bad_trunk_targets_are_reported() -> None:
     )
     assert any("targets[3]: expected { address" in line for line in found)
     assert any("down_after: expected a whole number from 1 to 100, got 0" in line for line in found)
+
+
+def test_sip_workers_split_the_media_ports() -> None:
+    assert parse(GOOD).wedge.workers == 1
+    assert parse("[wedge]\nworkers = 4\n" + GOOD).wedge.workers == 4
+    assert error("[wedge]\nworkers = 65\n" + GOOD) == (
+        "p.toml:2: wedge.workers: expected a whole number from 1 to 64, got 65"
+    )
+    few_ports = GOOD + '\n[media]\nports = "40000-40015"\nworkers = 2\n'
+    assert parse(few_ports).media.workers == 2
+    assert error("[wedge]\nworkers = 3\n" + few_ports) == (
+        "p.toml:2: wedge.workers: 3 workers with 2 relay workers each need at least 24 "
+        "media ports; [media] ports has 16"
+    )
+    # No built-in relay, no ports to share.
+    assert parse("[wedge]\nworkers = 64\n" + GOOD + '\n[media]\nrelay = "none"\n').wedge.workers
+    flagged = config_with_flags(None, Flags(listen=("udp:127.0.0.1:5060",), pbx="sip:p", workers=3))
+    assert flagged.wedge.workers == 3

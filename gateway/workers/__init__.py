@@ -1,0 +1,1 @@
+"""SIP worker processes: several cores serving the same listeners."""

@@ -1,0 +1,110 @@
+"""Which SIP worker handles a message, and the frames workers pass each other. Pure.
+
+With ``[wedge] workers = N``, N processes share the listeners' ports
+(SO_REUSEPORT): the kernel hands a datagram or a new connection to any of them. A
+proxy's state (transactions, dialogs, a call's media) must live in one place, so
+each message has an *owner*: the worker numbered ``crc32(Call-ID) % N``. Every
+message of a call carries its Call-ID (responses, CANCEL, ACK, in-dialog requests),
+so one worker sees all of them whichever process the kernel chose. A worker that
+receives a message it does not own passes it to the owner, with the flow it came
+on.
+
+A connection belongs to the worker that accepted or opened it; its id says which
+(:func:`connection_owner`). The call's owner sends on such a flow by asking the
+connection's worker to (a ``send`` frame). When a connection fails, its worker tells
+the others (a ``failed`` frame), so their transactions on it end at once.
+
+Frames are one datagram on a local socket: a header line of space-separated fields,
+then the payload (the SIP message, or the reason a flow failed).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from enum import Enum
+
+from gateway.sip.flow import Flow
+
+__all__ = [
+    "Frame",
+    "FrameError",
+    "FrameKind",
+    "call_owner",
+    "connection_owner",
+    "decode_frame",
+    "encode_frame",
+]
+
+_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def call_owner(data: bytes, workers: int) -> int | None:
+    """The worker that handles the SIP message ``data``; None when it has no Call-ID
+    (whoever received it answers it, with a 400 if it is a request)."""
+    end = data.find(b"\r\n\r\n")
+    found = _CALL_ID.search(data, 0, len(data) if end < 0 else end + 2)
+    if found is None:
+        return None
+    call_id = found.group(1).strip()
+    if not call_id:
+        return None
+    return zlib.crc32(call_id) % workers
+
+
+def connection_owner(connection: int, workers: int) -> int:
+    """The worker holding connection ``connection`` (ids are dealt out round-robin:
+    worker ``k`` numbers its connections ``k + 1``, ``k + 1 + N``, ...)."""
+    return (connection - 1) % workers
+
+
+class FrameKind(Enum):
+    MESSAGE = "M"
+    """A SIP message for its owner: handle it as received on the flow."""
+    SEND = "S"
+    """Send the payload on the flow (a connection the receiving worker holds)."""
+    FAILED = "F"
+    """The flow failed; the payload is the reason."""
+
+
+class FrameError(ValueError):
+    """A frame that does not decode (a bug or a stranger on the socket)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    kind: FrameKind
+    flow: Flow
+    payload: bytes
+
+
+_KINDS = {kind.value.encode(): kind for kind in FrameKind}
+
+
+def encode_frame(kind: FrameKind, flow: Flow, payload: bytes) -> bytes:
+    header = (
+        f"{kind.value} {flow.transport} {flow.local[0]} {flow.local[1]} "
+        f"{flow.remote[0]} {flow.remote[1]} {flow.connection}\n"
+    )
+    return header.encode() + payload
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Raises:
+    FrameError: not a frame :func:`encode_frame` makes."""
+    end = data.find(b"\n")
+    fields = data[:end].split(b" ") if end > 0 else []
+    if len(fields) != 7 or fields[0] not in _KINDS:
+        raise FrameError(f"bad frame header {data[:80]!r}")
+    kind, transport, local_host, local_port, remote_host, remote_port, connection = fields
+    try:
+        flow = Flow(
+            transport.decode(),
+            (local_host.decode(), int(local_port)),
+            (remote_host.decode(), int(remote_port)),
+            int(connection),
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise FrameError(f"bad frame header {data[:80]!r}") from None
+    return Frame(_KINDS[kind], flow, data[end + 1 :])

@@ -1,0 +1,102 @@
+"""Which SIP worker owns a message, and the frames between workers: bytes in, answers out."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.sip import Flow
+from gateway.workers.dispatch import (
+    Frame,
+    FrameError,
+    FrameKind,
+    call_owner,
+    connection_owner,
+    decode_frame,
+    encode_frame,
+)
+
+INVITE = (
+    b"INVITE sip:600@127.0.0.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+    b"From: <sip:a@x>;tag=1\r\n"
+    b"To: <sip:600@x>\r\n"
+    b"Call-ID: abc@host\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def owner_of(call_id: bytes, workers: int) -> int:
+    return zlib.crc32(call_id) % workers
+
+
+def test_the_call_id_chooses_the_worker() -> None:
+    assert call_owner(INVITE, 1) == 0
+    for workers in (2, 3, 7):
+        assert call_owner(INVITE, workers) == owner_of(b"abc@host", workers)
+    # A response and a CANCEL of the same call go to the same worker.
+    response = b"SIP/2.0 180 Ringing\r\ncall-id:   abc@host  \r\nCSeq: 1 INVITE\r\n\r\n"
+    assert call_owner(response, 7) == call_owner(INVITE, 7)
+    compact = INVITE.replace(b"Call-ID: abc@host", b"i:abc@host")
+    assert call_owner(compact, 7) == call_owner(INVITE, 7)
+
+
+def test_only_the_header_section_counts() -> None:
+    body = b"\r\nCall-ID: other@host\r\n"
+    no_header = INVITE.replace(b"Call-ID: abc@host\r\n", b"") + body
+    assert call_owner(no_header, 7) is None
+    assert call_owner(INVITE.replace(b"abc@host", b""), 7) is None
+    assert call_owner(b"", 7) is None
+    assert call_owner(b"\r\n\r\n", 7) is None
+
+
+def test_connection_ids_name_their_worker() -> None:
+    # Worker k of N numbers its connections k+1, k+1+N, ...
+    for workers in (1, 2, 5):
+        for worker in range(workers):
+            for n in range(4):
+                assert connection_owner(worker + 1 + n * workers, workers) == worker
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        Flow("udp", ("127.0.0.3", 5060), ("127.0.0.1", 5070)),
+        Flow("wss", ("::1", 8443), ("2001:db8::5", 40000), 17),
+    ],
+)
+@pytest.mark.parametrize("kind", list(FrameKind))
+def test_frames_round_trip(flow: Flow, kind: FrameKind) -> None:
+    payload = INVITE + b"\n\x00 binary \xff"
+    assert decode_frame(encode_frame(kind, flow, payload)) == Frame(kind, flow, payload)
+    assert decode_frame(encode_frame(kind, flow, b"")) == Frame(kind, flow, b"")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\n",
+        b"X udp 127.0.0.1 1 127.0.0.1 2 0\n",
+        b"M udp 127.0.0.1 1 127.0.0.1 2\n",
+        b"M udp 127.0.0.1 one 127.0.0.1 2 0\n",
+        b"M udp 127.0.0.1 1 127.0.0.1 2 0",
+        b"M udp \xff 1 127.0.0.1 2 0\n",
+    ],
+)
+def test_bad_frames_are_refused(data: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode_frame(data)
+
+
+@given(st.binary(max_size=300))
+def test_garbage_gives_an_owner_or_none_and_never_raises(data: bytes) -> None:
+    owner = call_owner(data, 3)
+    assert owner is None or 0 <= owner < 3
+    with contextlib.suppress(FrameError):
+        decode_frame(data)
