@@ -46,7 +46,7 @@ from media.endpoint import start_builtin
 from media.rtpengine import InstanceSpec, start_rtpengine
 from media.workers import split_ports, start_workers
 
-__all__ = ["Server", "serve_forever", "start"]
+__all__ = ["Server", "serve_forever", "start", "tune_garbage_collector"]
 
 logger = logging.getLogger("wedge")
 
@@ -334,7 +334,7 @@ def wedge_version() -> str:
         return "0"
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Keep the cyclic garbage collector from pausing the loop under load.
 
     Wedge's per-message objects hold no reference cycles, so reference counting
@@ -384,7 +384,7 @@ async def _serve(config: Config, place: WorkerPlace | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     server = await start(config, place=place)
     loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
-    _tune_garbage_collector()
+    tune_garbage_collector()
     if place is not None:
         os.write(place.ready, b"r")
     logger.info("wedge running; Ctrl-C or SIGTERM stops it")

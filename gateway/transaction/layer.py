@@ -63,7 +63,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from gateway.sip.errors import LocalProtocolError, ParseError
@@ -128,17 +128,27 @@ class TimerConfig:
     """The longest a message stays in the network: how long a completed
     transaction absorbs retransmissions on an unreliable flow (I, K)."""
 
+    _durations: dict[tuple[Timer, bool], float] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
     def __post_init__(self) -> None:
         if not 0 < self.t1 <= self.t2 or self.t4 <= 0:
             raise ValueError("need 0 < t1 <= t2 and t4 > 0")
+        # Looked up for every timer armed; a table, since each Enum member named
+        # in a comparison costs an attribute lookup on Python 3.11.
+        for timer in Timer:
+            for reliable in (False, True):
+                self._durations[timer, reliable] = self._compute(timer, reliable)
 
     def duration(self, timer: Timer, reliable: bool) -> float:
-        """The initial duration of ``timer`` on a flow; 0 means "do not wait".
+        """The initial duration of ``timer`` on a flow; 0 means "do not wait"."""
+        return self._durations[timer, reliable]
 
-        Table 4: D, I, J and K absorb retransmissions, which a reliable
+    def _compute(self, timer: Timer, reliable: bool) -> float:
+        """Table 4: D, I, J and K absorb retransmissions, which a reliable
         transport never delivers, so they are zero there. D is "> 32s": it must
-        outlast a server's Timer H at the RFC's T1 even when ours is shorter.
-        """
+        outlast a server's Timer H at the RFC's T1 even when ours is shorter."""
         t1 = self.t1
         if timer in (Timer.A, Timer.E, Timer.G):
             return t1
