@@ -990,7 +990,7 @@ def _mark_received(request: Request, flow: Flow) -> None:
     if via.has_param("rport") and via.rport is None:
         changed = changed.with_param("rport", str(port))
     if changed is not via:
-        request.headers.replace_first_value("via", str(changed))
+        request.replace_via(changed)
 
 
 def _starts_call(request: Request) -> bool:

@@ -103,7 +103,7 @@ class FlowTokens:
         return Flow(_TRANSPORTS[transport], local, remote, connection), worker
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body, hashlib.sha256).digest()[:_MAC_SIZE]
+        return hmac.digest(self._secret, body, hashlib.sha256)[:_MAC_SIZE]
 
 
 # A proxy meets the same few addresses over and over: remember their forms.

@@ -472,7 +472,9 @@ Field = tuple[str, str, str]  # (key, value, raw line)
 class View(Generic[T]):
     """A typed reading of one header (``message.via``, ``message.cseq`` ...).
 
-    Headers cache each view's result until that header is edited.
+    Headers cache each view's result until that header is edited. Views are made
+    once, at import, and registered by header key, so an edit drops exactly the
+    views of its header without looking at the others.
     """
 
     __slots__ = ("key", "read")
@@ -480,6 +482,10 @@ class View(Generic[T]):
     def __init__(self, key: str, read: Callable[[Headers], T]) -> None:
         self.key = key
         self.read = read
+        _VIEWS_BY_KEY.setdefault(key, []).append(self)
+
+
+_VIEWS_BY_KEY: dict[str, list[View[Any]]] = {}
 
 
 class Headers:
@@ -562,6 +568,10 @@ class Headers:
     def raw_lines(self) -> list[str]:
         return [field[2] for field in self._fields]
 
+    def remember(self, view: View[T], value: T) -> None:
+        """Cache ``value`` as what ``view`` reads, for an editor that just wrote it."""
+        self._cache[view] = value
+
     def typed(self, view: View[T]) -> T:
         """What ``view`` reads from these headers, cached until its header is edited."""
         cache = self._cache
@@ -577,8 +587,8 @@ class Headers:
         self._groups = None
         cache = self._cache
         if cache:
-            for view in [view for view in cache if view.key == key]:
-                del cache[view]
+            for view in _VIEWS_BY_KEY.get(key, ()):
+                cache.pop(view, None)
 
     def append(self, name: str, value: str) -> None:
         """Add a field line after all others."""

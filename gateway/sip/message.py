@@ -123,6 +123,11 @@ class Message:
         """The top Via: the one that names the transaction (RFC 3261 §17.1.3)."""
         return self.headers.typed(_VIEW_FIRST_VIA)
 
+    def replace_via(self, via: Via) -> None:
+        """Replace the top Via (with ``received``, ``rport`` filled in, say)."""
+        self.headers.replace_first_value("via", str(via))
+        self.headers.remember(_VIEW_FIRST_VIA, via)
+
     @property
     def call_id(self) -> str:
         return self.headers.typed(_VIEW_CALL_ID)

@@ -9,6 +9,7 @@ server transaction, the CANCEL that targets it) to the request that started it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.sip.flow import Flow
 from gateway.sip.message import Request, Response
@@ -24,9 +25,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionKey:
+class TransactionKey(NamedTuple):
     """The name of one transaction, built from the message fields RFC 3261 matches on.
+
+    A tuple, so that hashing and comparing it (for every message, to find its
+    transaction) run in C.
 
     A client transaction is named by the branch of the top Via it sent and the
     CSeq method (§17.1.3); a server transaction also by the sent-by of that Via
