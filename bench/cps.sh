@@ -11,19 +11,19 @@
 # (each rate is measured for both before the next), so that load from anything
 # else on the box hits both alike. Every step prints a progress line:
 # failed calls, the rate the caller achieved, the CPU each process used while the
-# calls were being made (% of one core; Kamailio's is the sum over its
-# processes) and the UDP datagrams the kernel dropped for full receive buffers
+# calls were being made (% of one core, summed over a system's processes) and the UDP datagrams the kernel dropped for full receive buffers
 # (box-wide counter). The table at the end gives both rates and their ratio
 # (Wedge / Kamailio). Nothing is written to the tree: work files live in a
 # temporary directory, removed at exit (--keep keeps them, with every log).
 #
 # Usage: bench/cps.sh [--seconds 10] [--paths "udp tcp tls wss"]
-#                     [--systems "wedge kamailio"] [--start 250] [--step 250]
-#                     [--max 6000] [--budget-minutes 40] [--keep]
+#                     [--systems "wedge kamailio"] [--workers 2] [--start 250]
+#                     [--step 250] [--max 6000] [--budget-minutes 40] [--keep]
 #
 # Addresses: UAS 127.0.0.1:5080; Kamailio 127.0.0.2 (udp/tcp 5060, tls 5061,
-# wss 8443); Wedge 127.0.0.3 (same ports). Wedge runs as `wedge run` (uvloop, one
-# process); Kamailio with 2 UDP workers and 2 TCP/TLS/WS workers.
+# wss 8443); Wedge 127.0.0.3 (same ports). Both get --workers processes: Wedge as
+# `wedge run` with `[wedge] workers` (uvloop), Kamailio with that many UDP
+# workers and TCP/TLS/WS workers.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +39,7 @@ START=250
 STEP=250
 MAX=6000
 BUDGET_MINUTES=40
+WORKERS=2
 KEEP=0
 THRESHOLD=0.5   # % failed calls a passing step stays below
 UAS_IP=127.0.0.1
@@ -51,12 +52,13 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_PER_STEP=$2; shift 2 ;;
     --paths) PATHS=$2; shift 2 ;;
     --systems) SYSTEMS=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
     --start) START=$2; shift 2 ;;
     --step) STEP=$2; shift 2 ;;
     --max) MAX=$2; shift 2 ;;
     --budget-minutes) BUDGET_MINUTES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "cps.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,6 +69,10 @@ done
 for system in $SYSTEMS; do
   case "$system" in wedge | kamailio) ;; *) echo "cps.sh: unknown system $system" >&2; exit 2 ;; esac
 done
+if ! [ "$WORKERS" -ge 1 ] 2> /dev/null || [ "$WORKERS" -gt 64 ]; then
+  echo "cps.sh: --workers takes a whole number from 1 to 64" >&2
+  exit 2
+fi
 if ! [ "$SECONDS_PER_STEP" -ge 3 ] 2> /dev/null; then
   echo "cps.sh: --seconds takes a whole number of seconds, at least 3" >&2
   exit 2
@@ -129,6 +135,7 @@ cat > "$WORK/wedge.toml" << EOF
 # Written by bench/cps.sh: Wedge as an edge in front of one UDP UAS.
 [wedge]
 log_level = "warning"
+workers = $WORKERS
 
 # Signalling against signalling: Kamailio (edge.cfg) leaves SDP alone, so Wedge's
 # media relay is off here; bench/relay.py measures the relay.
@@ -219,7 +226,7 @@ start_sut() {    # start_sut SYSTEM
     # -w: its working directory (where a crash would leave a core, were core
     # dumps not off for this script).
     "$KAMAILIO" -f "$ROOT/bench/kamailio/edge.cfg" -DD -E -Y "$WORK/kamailio" -w "$WORK/kamailio" \
-      -P "$WORK/kamailio/kamailio.pid" -m 512 -M 32 -A "EDGE_IP=$KAM_IP" \
+      -P "$WORK/kamailio/kamailio.pid" -m 512 -M 32 -A "EDGE_IP=$KAM_IP" -A "WORKERS=$WORKERS" \
       -A "UAS=\"sip:$UAS_IP:$UAS_PORT\"" -A "TLS_CERT=\"$CERT\"" -A "TLS_KEY=\"$KEY\"" \
       > "$WORK/$TAG-sut.log" 2>&1 &
     SUT_PID=$!
