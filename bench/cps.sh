@@ -11,9 +11,10 @@
 # (each rate is measured for both before the next), so that load from anything
 # else on the box hits both alike. Every step prints a progress line:
 # failed calls, the rate the caller achieved, the CPU each process used while the
-# calls were being made (% of one core, summed over a system's processes) and the UDP datagrams the kernel dropped for full receive buffers
-# (box-wide counter). The table at the end gives both rates and their ratio
-# (Wedge / Kamailio). Nothing is written to the tree: work files live in a
+# calls were being made (% of one core, summed over a system's processes) and
+# the UDP datagrams the kernel dropped for full receive buffers (box-wide
+# counter). The table at the end gives both rates and their ratio (Wedge /
+# Kamailio). Nothing is written to the tree: work files live in a
 # temporary directory, removed at exit (--keep keeps them, with every log).
 #
 # Usage: bench/cps.sh [--seconds 10] [--paths "udp tcp tls wss"]
