@@ -136,7 +136,7 @@ async def start(
     link: WorkerLink | None = None
     if place is not None:
         link = receiver = WorkerLink(place.index, place.count, place.inboxes, engine)
-        number_connections(place.index + 1, place.count)
+        number_connections(place.first_connection, place.count)
     transports: list[Transport] = []
     listeners: list[Listener] = []
     tls: TlsManager | None = None

@@ -52,6 +52,15 @@ class WorkerPlace:
     """The key of flow tokens (RFC 5626): one for all, so any worker reads any token."""
     ready: int
     """A pipe's write end: one byte on it says the worker is serving."""
+    generation: int = 0
+    """How many times worker ``index`` was restarted: its connection ids start
+    afresh above the last incarnation's, so a flow token naming a connection of the
+    dead one never finds a new connection."""
+
+    @property
+    def first_connection(self) -> int:
+        """The first connection id this worker deals (then every ``count``-th)."""
+        return self.index + 1 + self.count * (self.generation << 32)
 
 
 Serve = Callable[[WorkerPlace], int]
@@ -64,11 +73,13 @@ def run_workers(count: int, serve: Serve) -> int:
     secret = os.urandom(32)
     ready_read, ready_write = os.pipe()
     children: dict[int, int] = {}  # pid -> worker index
+    generations = [0] * count
     stopping = False
     stop_deadline = 0.0
 
     def spawn(index: int) -> None:
-        place = WorkerPlace(index, count, inboxes, secret, ready_write)
+        place = WorkerPlace(index, count, inboxes, secret, ready_write, generations[index])
+        generations[index] += 1
         pid = os.fork()
         if pid == 0:  # the worker
             status = 1

@@ -1,4 +1,4 @@
-"""Which SIP worker owns a message, and the frames between workers: bytes in, answers out."""
+"""Which SIP worker owns a message or a connection, and the frames between workers."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from gateway.workers.dispatch import (
     decode_frame,
     encode_frame,
 )
+from gateway.workers.link import Inboxes
+from gateway.workers.supervisor import WorkerPlace
 
 INVITE = (
     b"INVITE sip:600@127.0.0.1 SIP/2.0\r\n"
@@ -100,3 +102,17 @@ def test_garbage_gives_an_owner_or_none_and_never_raises(data: bytes) -> None:
     assert owner is None or 0 <= owner < 3
     with contextlib.suppress(FrameError):
         decode_frame(data)
+
+
+def test_a_restarted_worker_never_deals_an_id_of_its_past() -> None:
+    inboxes = Inboxes((), ())
+    for count in (1, 2, 5):
+        for index in range(count):
+            places = [WorkerPlace(index, count, inboxes, b"k" * 32, 0, g) for g in range(3)]
+            firsts = [place.first_connection for place in places]
+            assert firsts == sorted(set(firsts))  # each generation above the last
+            for first in firsts:
+                assert connection_owner(first, count) == index
+                assert connection_owner(first + 7 * count, count) == index
+            # 2**32 connections of one incarnation before they reach the next's.
+            assert firsts[1] - firsts[0] == count * 2**32
