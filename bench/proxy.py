@@ -198,7 +198,9 @@ def main() -> None:
         bytes(parse_message(data))
     parse_only = (time.process_time() - start) / (len(sample) / 13)
 
-    print(f"proxy core: {per_call * 1e6:7.1f} us per call ({1 / per_call:,.0f} calls/s on one core)")
+    print(
+        f"proxy core: {per_call * 1e6:7.1f} us per call ({1 / per_call:,.0f} calls/s on one core)"
+    )
     print(f"parse+serialize of its 13 messages: {parse_only * 1e6:7.1f} us (reference)")
     print(f"ratio core / reference: {per_call / parse_only:.2f}")
     if profile is not None:

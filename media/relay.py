@@ -19,9 +19,10 @@ packet came from (symmetric latching, which gets media through NATs). Once latch
 packets from other addresses are dropped. On an SRTP leg a packet must
 authenticate before it can move the latch, so a forged packet cannot steal a call.
 
-The shell gives each port a ``send`` function and calls :meth:`RelayPort.receive`
-for every datagram, with the time. This is the hot path: it allocates only the
-packets SRTP makes, and logs nothing unless debug logging was on at start.
+The shell gives each port a ``send`` function (the socket's ``sendto``) and a clock,
+and makes :meth:`RelayPort.receive` the socket's datagram handler. This is the hot
+path: for most packets that one call does all the work but the statistics and SRTP,
+it allocates only the packets SRTP makes, and it logs nothing but a bug of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from media.rtp import (
     MIN_RTP,
     ReceiveStats,
     is_dtls,
-    is_rtcp,
     is_rtp_or_rtcp,
     is_stun,
     rtcp_sender_ssrc,
@@ -52,6 +52,9 @@ logger = logging.getLogger("wedge.media")
 
 Address = tuple[str, int]
 Send = Callable[[bytes, Address], object]
+"""Sends a datagram from the port; may raise ``OSError`` (the datagram is then lost)."""
+Clock = Callable[[], float]
+"""Seconds, monotonic: the shell's clock, read for every packet."""
 
 _CLIENT_HELLO = 1
 _DTLS_HEADER = 13
@@ -82,6 +85,7 @@ class RelayPort:
     Args:
         number: the port, as written in SDP.
         send: sends a datagram from this port (the shell's socket).
+        clock: the time media arrives at, for the jitter and the media timeout.
     """
 
     __slots__ = (
@@ -89,6 +93,7 @@ class RelayPort:
         "_by_ssrc",
         "_certificate",
         "_dtls_role",
+        "clock",
         "consent",
         "dropped",
         "dtls",
@@ -104,9 +109,10 @@ class RelayPort:
         "streams",
     )
 
-    def __init__(self, number: int, send: Send) -> None:
+    def __init__(self, number: int, send: Send, clock: Clock) -> None:
         self.number = number
         self.send = send
+        self.clock = clock
         self.streams: list[StreamEnd] = []
         """The streams whose RTP (or, on an RTCP port, RTCP) arrives here."""
         self.remote: Address | None = None
@@ -165,99 +171,127 @@ class RelayPort:
         return self.remote
 
     # -- the hot path ---------------------------------------------------------------------
+    #
+    # Every packet of a call passes through ``receive``, which therefore does the common
+    # work itself, from the datagram in to the datagram out: in CPython a call costs as
+    # much as several of these checks. The rarer cases (bundled streams, RTCP routing,
+    # STUN, DTLS) are a call away.
 
-    def receive(self, data: bytes, source: Address, now: float) -> None:
-        """One datagram from ``source``. Never raises for anything in ``data``."""
+    def receive(self, data: bytes, source: Address) -> None:
+        """One datagram from ``source``: the shell calls this straight from its socket.
+
+        Never raises: for anything in ``data`` it counts a drop; a bug of ours is logged
+        and loses the one packet (raised into the event loop, it would close the socket).
+        """
+        try:
+            # RFC 7983 §7: 128-191 is RTP or RTCP; RFC 5761 §4: RTCP packet types are
+            # 192-223 (see media.rtp). The size is checked first, so data[1] exists.
+            size = len(data)
+            if size < MIN_RTCP or not 127 < data[0] < 192:
+                self._receive_other(data, source)
+                return
+            rtcp = 191 < data[1] < 224
+            if size < MIN_RTP and not rtcp:
+                self.dropped["short"] += 1
+                return
+            ice = self.ice
+            if ice is not None:
+                if not ice.is_valid(source):
+                    self.dropped["unvalidated source"] += 1
+                    return
+            elif source != self.remote and self.latched:
+                self.dropped["unlatched source"] += 1
+                return
+            srtp = self.srtp
+            if srtp is not None:
+                try:
+                    data = srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
+                except SrtpError:
+                    self.dropped["srtp"] += 1
+                    return
+            elif self.secure:
+                self.dropped["before keys"] += 1
+                return
+            if ice is None and not self.latched:
+                # Symmetric latching (RFC 4961): send where the party sends from.
+                self.remote = source
+                self.latched = True
+            now = self.last_received = self.clock()
+            if rtcp:
+                stream = self._rtcp_stream(data)
+            else:
+                streams = self.streams
+                stream = streams[0] if len(streams) == 1 else self._rtp_stream(data)
+                if stream is not None:
+                    stream.stats.update(data, now)
+            if stream is None:
+                return
+            peer = stream.peer
+            if peer is None:
+                self.dropped["no peer"] += 1
+                return
+            # Out through the peer stream's port to its party, protected if that leg is
+            # SRTP: the drops count on that port.
+            out = peer.rtcp if rtcp else peer.rtp
+            destination = out.remote if out.ice is None else out.destination()
+            if destination is None:
+                out.dropped["no destination"] += 1
+                return
+            srtp = out.srtp
+            if srtp is not None:
+                try:
+                    data = srtp.protect_rtcp(data) if rtcp else srtp.protect(data)
+                except SrtpError:  # too long to protect: a peer's doing, not a bug
+                    out.dropped["srtp protect"] += 1
+                    return
+            elif out.secure:
+                out.dropped["before keys"] += 1
+                return
+            # Not out._send, nor contextlib.suppress: either costs more than the send.
+            try:  # noqa: SIM105
+                out.send(data, destination)
+            except OSError:
+                pass  # a full buffer, an ICMP error: lost, as on the network
+        except Exception:
+            logger.exception("! relay port %d: packet dropped", self.number)
+
+    def _receive_other(self, data: bytes, source: Address) -> None:
         if not data:
             return
         first = data[0]
         if is_rtp_or_rtcp(first):
-            self._media(data, source, now)
+            self.dropped["short"] += 1
         elif is_stun(first):
-            self._stun(data, source, now)
+            self._stun(data, source, self.clock())
         elif is_dtls(first):
             self._dtls(data, source)
         else:
             self.dropped["unknown"] += 1
 
-    def _media(self, data: bytes, source: Address, now: float) -> None:
-        if len(data) < MIN_RTP and not (len(data) >= MIN_RTCP and is_rtcp(data[1])):
-            self.dropped["short"] += 1
-            return
-        ice = self.ice
-        if ice is not None:
-            if not ice.is_valid(source):
-                self.dropped["unvalidated source"] += 1
-                return
-        elif source != self.remote and self.latched:
-            self.dropped["unlatched source"] += 1
-            return
-        rtcp = is_rtcp(data[1])
-        srtp = self.srtp
-        if srtp is not None:
-            try:
-                data = srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
-            except SrtpError:
-                self.dropped["srtp"] += 1
-                return
-        elif self.secure:
-            self.dropped["before keys"] += 1
-            return
-        if ice is None and not self.latched:
-            # Symmetric latching (RFC 4961): send where the party sends from.
-            self.remote = source
-            self.latched = True
-        self.last_received = now
-        if rtcp:
-            self._forward_rtcp(data)
-        else:
-            self._forward_rtp(data, now)
+    def _rtp_stream(self, data: bytes) -> StreamEnd | None:
+        """The stream of an RTP packet on a port that carries several (RFC 9143)."""
+        stream = self._by_payload_type.get(data[1] & 0x7F)
+        if stream is None:
+            self.dropped["unknown payload type"] += 1
+            return None
+        self._by_ssrc[ssrc(data)] = stream
+        return stream
 
-    def _forward_rtp(self, data: bytes, now: float) -> None:
-        streams = self.streams
-        if len(streams) == 1:
-            stream = streams[0]
-        else:
-            found = self._by_payload_type.get(data[1] & 0x7F)
-            if found is None:
-                self.dropped["unknown payload type"] += 1
-                return
-            stream = found
-            self._by_ssrc[ssrc(data)] = stream
-        stream.stats.update(data, now)
-        peer = stream.peer
-        if peer is None:
-            self.dropped["no peer"] += 1
-            return
-        peer.rtp.emit(data, False)
-
-    def _forward_rtcp(self, data: bytes) -> None:
+    def _rtcp_stream(self, data: bytes) -> StreamEnd | None:
+        """The stream an RTCP packet is about: by its sender's SSRC when bundled."""
         streams = self.streams
         if not streams:
             self.dropped["no stream"] += 1
-            return
-        stream = streams[0]
-        if len(streams) > 1:
-            stream = self._by_ssrc.get(rtcp_sender_ssrc(data), stream)
-        peer = stream.peer
-        if peer is None:
-            self.dropped["no peer"] += 1
-            return
-        peer.rtcp.emit(data, True)
+            return None
+        if len(streams) == 1:
+            return streams[0]
+        return self._by_ssrc.get(rtcp_sender_ssrc(data), streams[0])
 
-    def emit(self, data: bytes, rtcp: bool) -> None:
-        """Send plain RTP or RTCP to this port's party, protected if the leg is SRTP."""
-        destination = self.destination()
-        if destination is None:
-            self.dropped["no destination"] += 1
-            return
-        srtp = self.srtp
-        if srtp is not None:
-            data = srtp.protect_rtcp(data) if rtcp else srtp.protect(data)
-        elif self.secure:
-            self.dropped["before keys"] += 1
-            return
-        self.send(data, destination)
+    def _send(self, data: bytes, destination: Address) -> None:
+        try:  # noqa: SIM105
+            self.send(data, destination)
+        except OSError:
+            pass  # as in receive
 
     # -- STUN and DTLS -------------------------------------------------------------------
 
@@ -267,7 +301,7 @@ class RelayPort:
             return
         reply = self.ice.handle(data, source, now)
         if reply is not None:
-            self.send(reply, source)
+            self._send(reply, source)
             if self.ice.is_valid(source):
                 self._start_dtls()
 
@@ -332,7 +366,7 @@ class RelayPort:
             return
         for datagram in dtls.datagrams_to_send():
             if destination is not None:
-                self.send(datagram, destination)
+                self._send(datagram, destination)
 
     def handle_timer(self, now: float) -> None:
         """Periodic work: consent freshness, DTLS retransmission."""

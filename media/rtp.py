@@ -10,12 +10,13 @@ RFC 3550 §6.4.1 need.
 
 from __future__ import annotations
 
+import struct
+
 __all__ = [
     "MIN_RTCP",
     "MIN_RTP",
     "ReceiveStats",
     "is_dtls",
-    "is_rtcp",
     "is_rtp_or_rtcp",
     "is_stun",
     "rtcp_sender_ssrc",
@@ -43,11 +44,6 @@ def is_rtp_or_rtcp(first: int) -> bool:
     return 127 < first < 192
 
 
-def is_rtcp(second: int) -> bool:
-    """RFC 5761 §4: RTCP packet types 192-223 (SR 200, RR 201, SDES, BYE, APP, FB)."""
-    return 191 < second < 224
-
-
 def ssrc(packet: bytes) -> int:
     """The SSRC of an RTP packet."""
     return int.from_bytes(packet[8:12], "big")
@@ -58,6 +54,8 @@ def rtcp_sender_ssrc(packet: bytes) -> int:
     return int.from_bytes(packet[4:8], "big")
 
 
+_SEQUENCE_AND_TIMESTAMP = struct.Struct("!HI").unpack_from
+"""The sequence number and timestamp of an RTP header, from offset 2: one C call."""
 _SEQ_MOD = 1 << 16
 _MAX_DROPOUT = 3000
 """RFC 3550 A.1: a jump larger than this is a restart of the sequence, not loss."""
@@ -107,7 +105,7 @@ class ReceiveStats:
         """Count one RTP packet (at least :data:`MIN_RTP` bytes) received at ``now``."""
         self.packets += 1
         self.bytes += len(packet)
-        seq = (packet[2] << 8) | packet[3]
+        seq, timestamp = _SEQUENCE_AND_TIMESTAMP(packet, 2)
         if self._base < 0:
             self._restart(seq)
         else:
@@ -124,7 +122,6 @@ class ReceiveStats:
         self._received_since_base += 1
         # RFC 3550 A.8: J += (|D| - J) / 16, D the change in transit time, in
         # timestamp units.
-        timestamp = int.from_bytes(packet[4:8], "big")
         transit = now * self._clock_rate - timestamp
         if self._transit:
             self._jitter += (abs(transit - self._transit) - self._jitter) / 16

@@ -202,10 +202,6 @@ class MediaSession:
     def ports(self) -> list[RelayPort]:
         return [port for leg in self.legs for port in leg.ports]
 
-    def last_received(self) -> float:
-        """When media last arrived from any party (0: never)."""
-        return max((port.last_received for port in self.ports()), default=0.0)
-
     def held(self) -> bool:
         """No party is sending: hold both ways, so silence is no sign of a dead call."""
         return not any(

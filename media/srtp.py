@@ -21,7 +21,8 @@ binding makes, and exceptions only for packets that fail. pylibsrtp's own
 call, which measured 1.5-2.5 us of the 3-4 us a packet took; :func:`_processor`
 calls the same libsrtp function through pylibsrtp's binding with that integer made
 once per session (falling back to the public method if a pylibsrtp release moves
-what it relies on).
+what it relies on), and the context hands out those functions themselves rather
+than methods that call them.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ _Process = Callable[[bytes], bytes]
 
 
 def _processor(session: pylibsrtp.Session, name: str, trailer: int) -> _Process:
-    """``session.<name>`` (protect, unprotect...), without pylibsrtp's per-call costs.
+    """``session.<name>`` (protect, unprotect...), without pylibsrtp's per-call costs,
+    raising :class:`SrtpError` for a packet it cannot process.
 
     libsrtp processes the packet in place in the session's buffer, writing the new
     length into an ``int *``: the same buffer and C function pylibsrtp's method uses,
@@ -159,24 +161,37 @@ def _processor(session: pylibsrtp.Session, name: str, trailer: int) -> _Process:
         function: Any = getattr(lib, f"srtp_{name}")
         errors: list[str] = pylibsrtp.ERRORS
     except (ImportError, AttributeError):
-        public: _Process = getattr(session, name)
-        return public
+        return _checked(getattr(session, name))
     room = len(cdata) - trailer
     length = ffi.new("int *")
 
     def process(packet: bytes) -> bytes:
         size = len(packet)
         if size > room:
-            raise ValueError(_TOO_LONG)
+            raise SrtpError(_TOO_LONG)
         buffer[0:size] = packet
         length[0] = size
         status = function(srtp, cdata, length)
         if status:
-            raise pylibsrtp.Error(errors[status] if status < len(errors) else str(status))
+            raise SrtpError(errors[status] if status < len(errors) else str(status))
         result: bytes = buffer[0 : length[0]]
         return result
 
     return process
+
+
+def _checked(method: _Process) -> _Process:
+    """pylibsrtp's own ``method``, its exceptions turned into :class:`SrtpError`."""
+
+    def checked(packet: bytes) -> bytes:
+        try:
+            return method(packet)
+        except pylibsrtp.Error as exc:
+            raise SrtpError(str(exc)) from None
+        except ValueError:
+            raise SrtpError(_TOO_LONG) from None
+
+    return checked
 
 
 class SrtpContext:
@@ -185,32 +200,31 @@ class SrtpContext:
     ``tx_key`` and ``rx_key`` are each master key followed by master salt, of the
     suite's length; a wrong length or an unknown suite is a ``ValueError``.
 
-    Every method raises :class:`SrtpError`, and nothing else, for a packet it cannot
-    process, including one too long for pylibsrtp's 1,500-byte working buffer, which
-    also keeps room for the longest trailer libsrtp may add: at most 1,356 bytes go in
-    to :meth:`protect` and 1,352 to :meth:`protect_rtcp` (RTP from a plain leg can be
-    that long, so this is a peer's doing, not ours).
+    Each of its four functions (:attr:`protect`, :attr:`protect_rtcp`,
+    :attr:`unprotect`, :attr:`unprotect_rtcp`) raises :class:`SrtpError`, and nothing
+    else, for a packet it cannot process, including one too long for pylibsrtp's
+    1,500-byte working buffer, which also keeps room for the longest trailer libsrtp
+    may add: at most 1,356 bytes go in to :attr:`protect` and 1,352 to
+    :attr:`protect_rtcp` (RTP from a plain leg can be that long, so this is a peer's
+    doing, not ours).
     """
 
-    __slots__ = (
-        "_protect",
-        "_protect_rtcp",
-        "_rx",
-        "_tx",
-        "_unprotect",
-        "_unprotect_rtcp",
-        "suite",
-    )
+    __slots__ = ("_rx", "_tx", "protect", "protect_rtcp", "suite", "unprotect", "unprotect_rtcp")
 
     def __init__(self, suite: str, tx_key: bytes, rx_key: bytes) -> None:
         self.suite: SrtpSuite = _suite(suite)
         self._tx = _session(self.suite, tx_key, _Policy.SSRC_ANY_OUTBOUND, outbound=True)
         self._rx = _session(self.suite, rx_key, _Policy.SSRC_ANY_INBOUND, outbound=False)
-        # libsrtp's worst-case trailers (auth tag, MKI; SRTCP index): pylibsrtp's limits.
-        self._protect = _processor(self._tx, "protect", 16 + 128)
-        self._protect_rtcp = _processor(self._tx, "protect_rtcp", 4 + 16 + 128)
-        self._unprotect = _processor(self._rx, "unprotect", 0)
-        self._unprotect_rtcp = _processor(self._rx, "unprotect_rtcp", 0)
+        # Functions rather than methods, one call less per packet. The trailers are
+        # libsrtp's worst cases (auth tag, MKI; SRTCP index): pylibsrtp's limits.
+        self.protect = _processor(self._tx, "protect", 16 + 128)
+        """Encrypt and authenticate one RTP packet for sending."""
+        self.protect_rtcp = _processor(self._tx, "protect_rtcp", 4 + 16 + 128)
+        """Encrypt and authenticate one RTCP compound packet for sending."""
+        self.unprotect = _processor(self._rx, "unprotect", 0)
+        """Authenticate, replay-check and decrypt one received SRTP packet."""
+        self.unprotect_rtcp = _processor(self._rx, "unprotect_rtcp", 0)
+        """Authenticate, replay-check and decrypt one received SRTCP packet."""
 
     @classmethod
     def from_dtls(cls, profile: str, material: bytes, *, is_client: bool) -> SrtpContext:
@@ -230,39 +244,3 @@ class SrtpContext:
         if is_client:
             return cls(suite.name, client, server)
         return cls(suite.name, server, client)
-
-    def protect(self, rtp: bytes) -> bytes:
-        """Encrypt and authenticate one RTP packet for sending."""
-        try:
-            return self._protect(rtp)
-        except pylibsrtp.Error as exc:
-            raise SrtpError(str(exc)) from None
-        except ValueError:
-            raise SrtpError(_TOO_LONG) from None
-
-    def protect_rtcp(self, rtcp: bytes) -> bytes:
-        """Encrypt and authenticate one RTCP compound packet for sending."""
-        try:
-            return self._protect_rtcp(rtcp)
-        except pylibsrtp.Error as exc:
-            raise SrtpError(str(exc)) from None
-        except ValueError:
-            raise SrtpError(_TOO_LONG) from None
-
-    def unprotect(self, srtp: bytes) -> bytes:
-        """Authenticate, replay-check and decrypt one received SRTP packet."""
-        try:
-            return self._unprotect(srtp)
-        except pylibsrtp.Error as exc:
-            raise SrtpError(str(exc)) from None
-        except ValueError:
-            raise SrtpError(_TOO_LONG) from None
-
-    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
-        """Authenticate, replay-check and decrypt one received SRTCP packet."""
-        try:
-            return self._unprotect_rtcp(srtcp)
-        except pylibsrtp.Error as exc:
-            raise SrtpError(str(exc)) from None
-        except ValueError:
-            raise SrtpError(_TOO_LONG) from None

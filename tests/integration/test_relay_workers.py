@@ -146,3 +146,50 @@ async def test_a_port_released_before_it_is_attached_is_simply_gone() -> None:
     pool.close()
     gc.collect()  # a task that failed unseen reports it when it is collected
     assert errors == []
+
+
+@pytest.mark.parametrize("host", [LOCAL, "::1"])
+async def test_the_shell_hands_each_datagram_to_its_port_on_either_family(host: str) -> None:
+    """In this process: the port's receive is the socket's handler; on IPv6 it gets
+    (host, port) like the SDP's addresses, so latching compares like with like."""
+    from media.endpoint import start_builtin
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    version = "IP6" if ":" in host else "IP4"
+
+    def udp() -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((host, 0))
+        sock.settimeout(2)
+        return sock
+
+    def sdp(port: int) -> bytes:
+        return (
+            f"v=0\r\no=t 1 1 IN {version} {host}\r\ns=-\r\nc=IN {version} {host}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\n"
+        ).encode()
+
+    first, last = _port_range()
+    relay, stop = await start_builtin(bind=host, advertise=None, ports=(first, last))
+    a, b, stranger = udp(), udp(), udp()
+    try:
+        await relay.offer(Negotiation("v", "a", None, AVP, AVP), sdp(a.getsockname()[1]))
+        answer = Negotiation("v", "b", "a", AVP, AVP)
+        to_a = parse(await relay.answer(answer, sdp(b.getsockname()[1]))).media[0].port
+        await asyncio.sleep(0.05)  # the sockets are attached to the loop
+        for seq in (1, 2):
+            packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 7) + bytes(160)
+            a.sendto(packet, (host, to_a))
+            assert await asyncio.to_thread(b.recv, 2048) == packet
+        stranger.sendto(packet, (host, to_a))  # not the latched source: dropped
+        await asyncio.sleep(0.05)
+        [port] = relay.sessions["v"].legs[0].ports
+        assert port.remote == (host, a.getsockname()[1])
+        stats = await relay.delete("v")
+        assert stats is not None
+        assert (stats.legs[0].packets, stats.legs[0].dropped) == (2, 1)
+    finally:
+        for sock in (a, b, stranger):
+            sock.close()
+        await relay.close()
+        stop()

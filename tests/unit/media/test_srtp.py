@@ -206,7 +206,7 @@ def test_the_fast_path_is_in_use_and_writes_what_pylibsrtp_writes() -> None:
 
     key = os.urandom(30)
     context = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, os.urandom(30))
-    assert context._protect.__name__ == "process", "fell back to pylibsrtp's method"
+    assert context.protect.__name__ == "process", "fell back to pylibsrtp's method"
     policy = pylibsrtp.Policy(
         key=key,
         ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
@@ -216,3 +216,29 @@ def test_the_fast_path_is_in_use_and_writes_what_pylibsrtp_writes() -> None:
     for seq in range(1, 50):
         packet = struct.pack("!BBHII", 0x80, 0, seq, seq * 160, 42) + bytes(range(160))
         assert context.protect(packet) == reference.protect(packet)
+
+
+def test_without_pylibsrtp_internals_its_methods_serve_with_the_same_errors() -> None:
+    """Should a pylibsrtp release move what the fast path reads, the context falls back
+    to pylibsrtp's public methods, and still raises SrtpError alone."""
+    from typing import cast
+
+    from media.srtp import _processor
+
+    class PublicOnly:
+        """A Session seen through its public methods only."""
+
+        def __init__(self, session: pylibsrtp.Session) -> None:
+            self.protect = session.protect
+            self.unprotect = session.unprotect
+
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    sender, receiver = peer_sessions(suite, key(suite, 1), key(suite, 1))
+    protect = _processor(cast(pylibsrtp.Session, PublicOnly(sender)), "protect", 0)
+    unprotect = _processor(cast(pylibsrtp.Session, PublicOnly(receiver)), "unprotect", 0)
+    assert protect.__name__ != "process"
+    assert unprotect(protect(rtp(1))) == rtp(1)
+    with pytest.raises(SrtpError, match="authentication"):
+        unprotect(rtp(2))
+    with pytest.raises(SrtpError, match="too long"):
+        protect(rtp(1, size=1600))
