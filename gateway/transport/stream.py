@@ -280,6 +280,7 @@ class _Connection(asyncio.Protocol):
         self._limit_key: str | None = accepted[1] if accepted is not None else None
         self._last_received = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._pending: list[bytes] = []
 
     @property
     def closing(self) -> bool:
@@ -362,10 +363,23 @@ class _Connection(asyncio.Protocol):
             self._limit_key = None
 
     def write(self, data: bytes) -> None:
+        """Send ``data`` at the end of this turn of the loop, with whatever else is
+        written to this connection meanwhile: under load one system call (and one
+        TLS record) carries several messages instead of one each."""
         stream = self._transport
         if stream is None or stream.is_closing():
             return
-        stream.write(data)
+        pending = self._pending
+        pending.append(data)
+        if len(pending) == 1:
+            self._owner.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        stream = self._transport
+        if not pending or stream is None or stream.is_closing():
+            return
+        stream.write(pending[0] if len(pending) == 1 else b"".join(pending))
         size = stream.get_write_buffer_size()
         if size > self._owner.max_write_buffer:
             logger.warning("! peer not reading flow=%s buffered=%d", self.flow, size)
@@ -375,6 +389,7 @@ class _Connection(asyncio.Protocol):
         """Close after flushing what is already written."""
         if self.close_reason is None:
             self.close_reason = reason
+        self._flush()
         if self._transport is not None:
             self._transport.close()
 

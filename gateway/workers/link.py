@@ -4,9 +4,10 @@ connections another worker holds (the rules are in :mod:`gateway.workers.dispatc
 The link stands between the transports and the engine: the transports hand it what
 they receive, and it gives the engine what this worker owns and passes the rest on.
 Each worker reads its own inbox, one end of a local datagram socket pair made before
-the workers started; the other ends are every worker's way to it. An inbox that is
-full (its worker stalled) loses the frame, as a full UDP buffer would: a warning says
-so, and SIP's retransmissions recover over UDP.
+the workers started; the other ends are every worker's way to it. Frames for a
+worker wait for the end of the loop's turn and leave together, in one datagram. An
+inbox that is full (its worker stalled) loses the datagram, as a full UDP buffer
+would: a warning says so, and SIP's retransmissions recover over UDP.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from gateway.workers.dispatch import (
     connection_owner,
     decode_frame,
     encode_frame,
+    pack_frames,
+    unpack_frames,
 )
 
 __all__ = ["INBOX_BUFFER", "Inboxes", "WorkerLink"]
@@ -33,7 +36,9 @@ logger = logging.getLogger("wedge.workers")
 
 INBOX_BUFFER = 4 * 1024 * 1024
 """Bytes of kernel buffer for each inbox: thousands of messages of a stalled worker."""
-_MAX_FRAME = 256 * 1024
+_BATCH = 256 * 1024
+"""Bytes of frames that leave at once, at most (then a datagram leaves early)."""
+_MAX_DATAGRAM = _BATCH + 70 * 1024  # a batch, plus the one frame that filled it
 
 
 @dataclass(frozen=True)
@@ -77,17 +82,23 @@ class WorkerLink:
         self._inbox = inboxes.readers[index]
         self._writers = inboxes.writers
         self._lost = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = asyncio.get_running_loop()
+        self._reading = False
+        self._outbox: list[list[bytes]] = [[] for _ in range(count)]
+        self._outbox_bytes = [0] * count
+        self._flush_due = False
 
     def start(self) -> None:
         """Read the inbox; the engine sends through :meth:`send` from now on."""
-        self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._inbox.fileno(), self._read)
+        self._reading = True
         self.engine.link = self
 
     def close(self) -> None:
-        if self._loop is not None:
+        self._flush()
+        if self._reading:
             self._loop.remove_reader(self._inbox.fileno())
+            self._reading = False
 
     # -- Receiver (for the transports) --------------------------------------------------
 
@@ -104,7 +115,7 @@ class WorkerLink:
             frame = encode_frame(FrameKind.FAILED, flow, reason.encode("utf-8", "replace"))
             for k in range(self.count):
                 if k != self.index:
-                    self._write(k, frame)
+                    self._queue(k, frame)
 
     # -- for the engine -----------------------------------------------------------------
 
@@ -119,13 +130,31 @@ class WorkerLink:
     # -- the inbox ---------------------------------------------------------------------
 
     def _post(self, worker: int, kind: FrameKind, flow: Flow, data: bytes) -> None:
-        self._write(worker, encode_frame(kind, flow, data))
+        self._queue(worker, encode_frame(kind, flow, data))
 
-    def _write(self, worker: int, frame: bytes) -> None:
+    def _queue(self, worker: int, frame: bytes) -> None:
+        self._outbox[worker].append(frame)
+        self._outbox_bytes[worker] += len(frame)
+        if self._outbox_bytes[worker] >= _BATCH:
+            self._send(worker)
+        elif not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        for worker, frames in enumerate(self._outbox):
+            if frames:
+                self._send(worker)
+
+    def _send(self, worker: int) -> None:
+        frames = self._outbox[worker]
+        self._outbox[worker] = []
+        self._outbox_bytes[worker] = 0
         try:
-            self._writers[worker].send(frame)
+            self._writers[worker].send(pack_frames(frames))
         except OSError as exc:
-            self._lost += 1
+            self._lost += len(frames)
             if self._lost & (self._lost - 1) == 0:  # 1st, 2nd, 4th, 8th...: bounded noise
                 logger.warning(
                     "! worker=%d unreachable (%s): %d frames lost so far", worker, exc, self._lost
@@ -135,15 +164,21 @@ class WorkerLink:
         recv = self._inbox.recv
         for _ in range(64):  # then let the loop serve the sockets too
             try:
-                data = recv(_MAX_FRAME)
+                data = recv(_MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
             try:
-                self._handle(data)
+                frames = unpack_frames(data)
             except FrameError as exc:
-                logger.error("! bad frame from a worker: %s", exc)
-            except Exception:  # one message must never stop the inbox
-                logger.exception("! frame from a worker failed")
+                logger.error("! bad datagram from a worker: %s", exc)
+                continue
+            for frame in frames:
+                try:
+                    self._handle(frame)
+                except FrameError as exc:
+                    logger.error("! bad frame from a worker: %s", exc)
+                except Exception:  # one message must never stop the inbox
+                    logger.exception("! frame from a worker failed")
 
     def _handle(self, data: bytes) -> None:
         frame = decode_frame(data)

@@ -18,6 +18,8 @@ from gateway.workers.dispatch import (
     connection_owner,
     decode_frame,
     encode_frame,
+    pack_frames,
+    unpack_frames,
 )
 from gateway.workers.link import Inboxes
 from gateway.workers.supervisor import WorkerPlace
@@ -31,6 +33,9 @@ INVITE = (
     b"CSeq: 1 INVITE\r\n"
     b"Content-Length: 0\r\n\r\n"
 )
+
+
+UDP_FLOW = Flow("udp", ("127.0.0.3", 5060), ("127.0.0.1", 5070))
 
 
 def owner_of(call_id: bytes, workers: int) -> int:
@@ -102,6 +107,8 @@ def test_garbage_gives_an_owner_or_none_and_never_raises(data: bytes) -> None:
     assert owner is None or 0 <= owner < 3
     with contextlib.suppress(FrameError):
         decode_frame(data)
+    with contextlib.suppress(FrameError):
+        unpack_frames(data)
 
 
 def test_a_restarted_worker_never_deals_an_id_of_its_past() -> None:
@@ -116,3 +123,13 @@ def test_a_restarted_worker_never_deals_an_id_of_its_past() -> None:
                 assert connection_owner(first + 7 * count, count) == index
             # 2**32 connections of one incarnation before they reach the next's.
             assert firsts[1] - firsts[0] == count * 2**32
+
+
+def test_frames_travel_together_in_one_datagram() -> None:
+    frames = [encode_frame(FrameKind.MESSAGE, UDP_FLOW, INVITE), b"", b"x" * 70_000]
+    assert unpack_frames(pack_frames(frames)) == frames
+    assert unpack_frames(b"") == []
+    packed = pack_frames(frames)
+    for cut in (1, 3, 5, len(packed) - 1):
+        with pytest.raises(FrameError):
+            unpack_frames(packed[:cut])
