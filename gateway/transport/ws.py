@@ -169,6 +169,7 @@ class WsTransport:
         self.debug = logger.isEnabledFor(logging.DEBUG)
         self._server: Server | None = None
         self._connections: dict[int, _SipConnection] = {}
+        self._unsent: dict[_SipConnection, Flow] = {}  # frames made, not yet written
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -241,8 +242,10 @@ class WsTransport:
         """Send one message as one frame; never blocks, never raises.
 
         Text frame when ``data`` is UTF-8 (nearly always: SIP is text), else binary
-        (RFC 7118 §5). Written straight through websockets' Sans-I/O protocol so
-        that sends keep their order without a task each.
+        (RFC 7118 §5). Framed straight through websockets' Sans-I/O protocol so
+        that sends keep their order without a task each, and written at the end of
+        this turn of the loop with the connection's other frames: under load one
+        system call (and one TLS record) carries several messages.
         """
         connection = self._connections.get(flow.connection) if flow.connection else None
         if connection is None or connection.protocol.state is not State.OPEN:
@@ -255,16 +258,28 @@ class WsTransport:
                 connection.protocol.send_text(data)
             else:
                 connection.protocol.send_binary(data)
-            connection.send_data()
-        except (OSError, WebSocketException) as exc:
+        except WebSocketException as exc:
             logger.warning("! send failed flow=%s error=%s", flow, exc)
             self.receiver.flow_failed(flow, "no WebSocket connection")
             return
-        size = connection.transport.get_write_buffer_size()
-        if size > self.max_write_buffer:
-            logger.warning("! peer not reading flow=%s buffered=%d", flow, size)
-            connection.failure_reason = "peer not reading"
-            connection.transport.abort()
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._write_unsent)
+        self._unsent[connection] = flow
+
+    def _write_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        for connection, flow in unsent.items():
+            try:
+                connection.send_data()
+            except (OSError, WebSocketException) as exc:
+                logger.warning("! send failed flow=%s error=%s", flow, exc)
+                self.receiver.flow_failed(flow, "no WebSocket connection")
+                continue
+            size = connection.transport.get_write_buffer_size()
+            if size > self.max_write_buffer:
+                logger.warning("! peer not reading flow=%s buffered=%d", flow, size)
+                connection.failure_reason = "peer not reading"
+                connection.transport.abort()
 
     async def close(self) -> None:
         """Stop listening and close every connection (1001 going away)."""
