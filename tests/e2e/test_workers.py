@@ -25,7 +25,7 @@ import pytest
 
 from tests.e2e.conftest import STARTUP_TIMEOUT, Pki, SippFactory, Wedge, WedgeFactory, wait_until
 from tests.e2e.sipws import browser_user_agent, connect_ws
-from tests.e2e.test_load import SCENARIOS, SippRun, assert_wedge_quiet, uas
+from tests.e2e.test_load import SippRun, assert_wedge_quiet, sipp_udp_calls, uas
 from tests.e2e.test_proxy_calls import LOCAL, Net, check_secure_call, secure_call
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.e2e
 __all__ = ["uas"]  # the fixture, for the tests here
 
 WORKERS = 2
-RATE = 50
 
 
 def _serving(wedge: Wedge) -> None:
@@ -76,35 +75,6 @@ async def test_wss_calls_owned_by_either_worker(
     assert_wedge_quiet(process)
 
 
-def _udp_calls(edge: Wedge, tmp_path: Path, name: str, calls: int) -> tuple[int, int, int]:
-    """``calls`` SIPp calls over UDP at RATE: (exit code, successful, failed)."""
-    uac = SippRun(
-        tmp_path,
-        name,
-        [
-            "-sf",
-            str(SCENARIOS / "uac.xml"),
-            "-i",
-            LOCAL,
-            "-t",
-            "u1",
-            "-nd",
-            "-r",
-            str(RATE),
-            "-m",
-            str(calls),
-            "-recv_timeout",
-            "5000",
-            edge.policy.listener("edge-udp").address,
-        ],
-    )
-    try:
-        code = uac.wait()
-    finally:
-        uac.stop()
-    return code, uac.counter("Successful call"), uac.counter("Failed call")
-
-
 def test_udp_calls_survive_a_worker_restart(
     wedge: WedgeFactory, uas: tuple[SippRun, int], tmp_path: Path
 ) -> None:
@@ -114,8 +84,9 @@ def test_udp_calls_survive_a_worker_restart(
     net.policy.t1 = 0.5
     process = wedge(net.policy)
     _serving(process)
+    address = net.policy.listener("edge-udp").address
 
-    assert _udp_calls(process, tmp_path, "uac-1", 300) == (0, 300, 0)
+    assert sipp_udp_calls(tmp_path, "uac-1", address, 300) == (0, 300, 0)
     for worker in range(WORKERS):  # the kernel spread them: both workers made calls
         assert re.search(rf"worker={worker}: call call-id=", process.stderr), worker
     assert_wedge_quiet(process)
@@ -129,7 +100,7 @@ def test_udp_calls_survive_a_worker_restart(
         "the killed worker restarted",
     )
     assert re.search(r"worker=0 exited status=-9: restarting it", process.stderr)
-    assert _udp_calls(process, tmp_path, "uac-2", 100) == (0, 100, 0)
+    assert sipp_udp_calls(tmp_path, "uac-2", address, 100) == (0, 100, 0)
 
     assert process.process is not None
     process.process.send_signal(signal.SIGTERM)
