@@ -372,7 +372,9 @@ def _run(config: Config, place: WorkerPlace | None = None) -> int:
             logger.error("cannot start: %s", problem)
         return 1
     except OSError as exc:
-        logger.error("cannot start: %s", exc)
+        # uvloop's bind error names the address and keeps the reason in __cause__.
+        cause = f": {exc.__cause__.strerror}" if isinstance(exc.__cause__, OSError) else ""
+        logger.error("cannot start: %s%s", exc, cause)
         return 1
     return 0
 

@@ -6,6 +6,8 @@ import asyncio
 import resource
 import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -185,3 +187,40 @@ async def test_thousands_of_idle_connections_from_one_address_do_not_stop_others
         for writer in idle:
             writer.close()
         await server.stop(drain=0)
+
+
+def test_a_port_in_use_stops_the_start_with_the_reason() -> None:
+    """With and without workers: exit status 1, and a log line naming the address
+    and why, rather than a traceback."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        for workers in ("1", "2"):
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "run",
+                    "--listen",
+                    f"udp:127.0.0.1:{port}",
+                    "--pbx",
+                    "sip:127.0.0.1:5080",
+                    "--media",
+                    "none",
+                    "--workers",
+                    workers,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert run.returncode == 1, run.stderr
+            assert f"cannot start: could not bind to local_addr ('127.0.0.1', {port}): " in (
+                run.stderr
+            ), run.stderr
+            assert "Address already in use" in run.stderr
+            assert "Traceback" not in run.stderr
+    finally:
+        taken.close()
