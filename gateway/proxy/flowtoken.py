@@ -29,8 +29,9 @@ _TRANSPORTS = sorted(TRANSPORTS)
 MAX_REMEMBERED = 10_000
 """Decoded tokens kept, oldest dropped first: about one per live dialog side."""
 _MAC_SIZE = 10  # 80 bits: RFC 2104 §5 allows truncating to half the hash and at least 80 bits.
-# transport, worker, connection id, local port, remote port, then the two addresses.
-_HEAD = struct.Struct("!BBQHH")
+# transport, connection id (which, with SIP workers, names its worker too), local
+# port, remote port, then the two addresses.
+_HEAD = struct.Struct("!BQHH")
 
 
 class FlowTokens:
@@ -38,16 +39,13 @@ class FlowTokens:
 
     Args:
         secret: the HMAC key; at least 16 bytes.
-        worker: the number of the worker process that owns the connections, so a
-            token found by another worker can be handed to the right one.
     """
 
-    def __init__(self, secret: bytes, worker: int = 0) -> None:
+    def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("a flow-token secret needs at least 16 bytes")
         self._secret = secret
-        self.worker = worker
-        self._known: dict[str, tuple[Flow, int]] = {}
+        self._known: dict[str, Flow] = {}
 
     def encode(self, flow: Flow) -> str:
         """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part."""
@@ -58,7 +56,6 @@ class FlowTokens:
         body = (
             _HEAD.pack(
                 _TRANSPORTS.index(flow.transport),
-                self.worker,
                 flow.connection,
                 flow.local[1],
                 flow.remote[1],
@@ -69,8 +66,8 @@ class FlowTokens:
         )
         return _b64(body + self._mac(body))
 
-    def decode(self, token: str) -> tuple[Flow, int] | None:
-        """The flow and worker a token names, or None if it is not one of ours.
+    def decode(self, token: str) -> Flow | None:
+        """The flow a token names, or None if it is not one of ours.
 
         Every request of a dialog carries the same tokens, so the answers for
         good tokens are remembered (a bounded number); a bad one is checked anew.
@@ -85,7 +82,7 @@ class FlowTokens:
             self._known[token] = decoded
         return decoded
 
-    def _decode(self, token: str) -> tuple[Flow, int] | None:
+    def _decode(self, token: str) -> Flow | None:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (ValueError, TypeError):
@@ -93,14 +90,14 @@ class FlowTokens:
         body, mac = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
         if len(body) <= _HEAD.size or not hmac.compare_digest(mac, self._mac(body)):
             return None
-        transport, worker, connection, local_port, remote_port = _HEAD.unpack_from(body)
+        transport, connection, local_port, remote_port = _HEAD.unpack_from(body)
         size = body[_HEAD.size]
         addresses = body[_HEAD.size + 1 :]
         if size not in (4, 16) or len(addresses) != 2 * size or transport >= len(_TRANSPORTS):
             return None
         local: Address = (_text(addresses[:size]), local_port)
         remote: Address = (_text(addresses[size:]), remote_port)
-        return Flow(_TRANSPORTS[transport], local, remote, connection), worker
+        return Flow(_TRANSPORTS[transport], local, remote, connection)
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.digest(self._secret, body, hashlib.sha256)[:_MAC_SIZE]

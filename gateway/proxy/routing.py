@@ -253,7 +253,7 @@ class RouteStamp:
             return None
         if not uri.user:
             return OwnRoute(listener, None)
-        decoded = self.tokens.decode(uri.user)
-        if decoded is None:
+        flow = self.tokens.decode(uri.user)
+        if flow is None:
             return OwnRoute(listener, None, forged=True)
-        return OwnRoute(listener, decoded[0])
+        return OwnRoute(listener, flow)
