@@ -8,8 +8,10 @@ Levels climb by ``--step`` calls until one is not held; the figure is the highes
 held level, in packets a second through the relay (both directions), with the
 relay's CPU time per packet at that level and what that projects to for one whole
 core. On a two-core machine the generator runs out of its core near 60-80k
-packets/s, before rtpengine does: then the CPU per packet is the fair comparison,
-and the table ends with that ratio.
+packets/s, before rtpengine does: then the CPU per packet is the fair comparison.
+Since one level's CPU figure moves by a fifth from run to run on a shared box, the
+ratio comes from ``--rounds`` alternating runs of both relays at the highest level
+both held, each relay's median against the other's.
 
 The relay under test runs in its own process (one core); this process generates the
 load on the other core: two sockets (the caller's and the callee's side) talk to
@@ -23,7 +25,8 @@ Relays:
 - ``rtpengine``: Sipwise rtpengine in userspace (``--table=-1``), started here and
   driven with its ng protocol, when ``media.rtpengine`` is available.
 
-Run: ``python bench/relay.py [--seconds 5] [--modes plain srtp] [--relays builtin]``.
+Run: ``python bench/relay.py [--seconds 5] [--modes plain srtp] [--relays builtin]
+[--rounds 3]``.
 Progress goes to stderr; the table at the end to stdout.
 """
 
@@ -36,6 +39,7 @@ import os
 import select
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -459,6 +463,30 @@ def climb(relay: Relay, mode: str, args: argparse.Namespace) -> Level | None:
     return best
 
 
+def compare(relays: list[Relay], mode: str, calls: int, args: argparse.Namespace) -> None:
+    """CPU per packet of each relay at the same level, measured in alternating rounds.
+
+    One level's figure moves by a fifth from run to run on a shared box; alternating
+    the relays and taking each one's median puts both under the same noise."""
+    figures: dict[str, list[float]] = {relay.name: [] for relay in relays}
+    for round_ in range(1, args.rounds + 1):
+        for relay in relays:
+            level = run_level(relay, calls, mode, args.seconds)
+            figures[relay.name].append(level.cpu_per_packet if level.held else float("inf"))
+            print(
+                f"  round {round_} {relay.name} {mode:5} calls={calls:5} "
+                f"us/pkt={level.cpu_per_packet:5.1f} {'held' if level.held else 'NOT held'}",
+                file=sys.stderr,
+                flush=True,
+            )
+    ours, theirs = statistics.median(figures["builtin"]), statistics.median(figures["rtpengine"])
+    print(
+        f"{mode}: at {calls} calls, median of {args.rounds} rounds: built-in {ours:.1f} us/pkt, "
+        f"rtpengine {theirs:.1f} us/pkt; built-in / rtpengine, packets per CPU second: "
+        f"{theirs / ours:.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -470,37 +498,49 @@ def main() -> int:
     parser.add_argument("--step", type=int, default=100)
     parser.add_argument("--max", type=int, default=3000)
     parser.add_argument("--ports", default="30000-39999")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds at the level both relays held, for the CPU ratio",
+    )
     args = parser.parse_args()
     _pin(os.getpid(), 1)
+    low, high = (int(bound) for bound in args.ports.split("-"))
+    middle = (low + high) // 2
+    # Both relays stay up for the alternating rounds: each gets half of the port range.
+    relays: list[Relay] = [
+        Builtin(f"{low}-{middle}") if name == "builtin" else Rtpengine(f"{middle + 1}-{high}")
+        for name in args.relays
+    ]
     results: dict[tuple[str, str], Level | None] = {}
-    for name in args.relays:
-        relay: Relay = Builtin(args.ports) if name == "builtin" else Rtpengine(args.ports)
-        try:
+    try:
+        for relay in relays:
             for mode in args.modes:
-                print(f"{name} {mode}:", file=sys.stderr)
-                results[(name, mode)] = climb(relay, mode, args)
-        finally:
-            relay.close()
-    print(
-        f"{'relay':10} {'mode':6} {'calls':>6} {'held pps':>9} {'p99 ms':>7} {'cpu %':>6} "
-        f"{'us/pkt':>7} {'pps/core':>9}"
-    )
-    for (name, mode), level in results.items():
-        if level is None:
-            print(f"{name:10} {mode:6} {'-':>6} {'none held':>9}")
-            continue
+                print(f"{relay.name} {mode}:", file=sys.stderr)
+                results[(relay.name, mode)] = climb(relay, mode, args)
         print(
-            f"{name:10} {mode:6} {level.calls:6} {level.pps:9.0f} "
-            f"{level.p99 * 1000:7.2f} {level.relay_cpu * 100:6.0f} "
-            f"{level.cpu_per_packet:7.1f} {1e6 / level.cpu_per_packet:9.0f}"
+            f"{'relay':10} {'mode':6} {'calls':>6} {'held pps':>9} {'p99 ms':>7} {'cpu %':>6} "
+            f"{'us/pkt':>7} {'pps/core':>9}"
         )
-    for mode in args.modes:
-        ours, theirs = results.get(("builtin", mode)), results.get(("rtpengine", mode))
-        if ours is not None and theirs is not None:
+        for (name, mode), level in results.items():
+            if level is None:
+                print(f"{name:10} {mode:6} {'-':>6} {'none held':>9}")
+                continue
             print(
-                f"{mode}: built-in / rtpengine, packets per CPU second: "
-                f"{theirs.cpu_per_packet / ours.cpu_per_packet:.2f}"
+                f"{name:10} {mode:6} {level.calls:6} {level.pps:9.0f} "
+                f"{level.p99 * 1000:7.2f} {level.relay_cpu * 100:6.0f} "
+                f"{level.cpu_per_packet:7.1f} {1e6 / level.cpu_per_packet:9.0f}"
             )
+        for mode in args.modes:
+            if len(relays) == 2 and args.rounds > 0:
+                held = [level.calls for level in (results[(r.name, mode)] for r in relays) if level]
+                calls = min(held) if len(held) == 2 else args.start
+                print(f"rounds, {mode}:", file=sys.stderr)
+                compare(relays, mode, calls, args)
+    finally:
+        for relay in relays:
+            relay.close()
     return 0
 
 
