@@ -9,8 +9,8 @@ browser's exception for a self-signed certificate covers both.
 
 Only files of the types in :data:`CONTENT_TYPES` are served, never a dot-file or
 anything under a name in ``hidden``, and never outside ``root`` (``..``,
-symbolic links out). Each response closes its connection (``websockets`` serves
-one request per connection before an upgrade), and says ``no-cache``, so a reload
+symbolic links out). Each response closes its connection (one request per
+connection before an upgrade), and says ``no-cache``, so a reload
 gets the page as it is on disk.
 """
 
@@ -23,9 +23,9 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from gateway.transport.ws import ProcessRequest
 
@@ -65,7 +65,7 @@ def static_files(
     base = root.resolve()
     hide = frozenset(hidden)
 
-    def answer(connection: ServerConnection, request: Request) -> Response | None:
+    def answer(protocol: ServerProtocol, request: Request) -> Response | None:
         if "websocket" in ",".join(request.headers.get_all("Upgrade")).lower():
             return None
         path = urllib.parse.unquote(request.path.split("?", 1)[0].split("#", 1)[0])
@@ -75,17 +75,17 @@ def static_files(
         if any(
             part.startswith(".") or part in hide or "\\" in part or "\0" in part for part in parts
         ):
-            return _not_found(connection)
+            return _not_found(protocol)
         file = base.joinpath(*parts).resolve()
         content_type = CONTENT_TYPES.get(file.suffix.lower())
         if content_type is None or not file.is_relative_to(base):
-            return _not_found(connection)
+            return _not_found(protocol)
         try:
             if file.stat().st_size > MAX_FILE:
-                return _not_found(connection)
+                return _not_found(protocol)
             body = file.read_bytes()
         except OSError:  # missing, a directory, unreadable
-            return _not_found(connection)
+            return _not_found(protocol)
         headers = Headers(
             [
                 ("Date", email.utils.formatdate(usegmt=True)),
@@ -103,5 +103,5 @@ def static_files(
     return answer
 
 
-def _not_found(connection: ServerConnection) -> Response:
-    return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
+def _not_found(protocol: ServerProtocol) -> Response:
+    return protocol.reject(http.HTTPStatus.NOT_FOUND, "Not found\n")

@@ -27,11 +27,10 @@ were waiting on it; the next send dials again.
 Every end of a connection is reported once, from ``connection_lost``, except the
 ones :meth:`StreamTransport.close` causes: the engine is shutting down then.
 
-TLS. A TLS listener accepts TCP connections itself and runs each handshake with
-``loop.connect_accepted_socket``, so it knows the peer before the handshake (a
-trunk's address gets the trunk's context: its CA bundle, client certificate
-required) and learns of every failed handshake (garbage, an unknown CA, a
-certificate too big, a timeout), which it logs at a limited rate. After a
+TLS. A TLS listener accepts TCP connections with a
+:class:`~gateway.transport.admission.TlsAcceptor`, so it knows the peer before the
+handshake (a trunk's address gets the trunk's context: its CA bundle, client
+certificate required) and logs every failed handshake with its reason. After a
 handshake, in either direction, a :class:`TlsPeers` policy may still refuse the
 peer (a pin that does not match); the connection is then closed before it
 carries a byte of SIP. Without a policy, one server context and one client
@@ -41,18 +40,20 @@ context serve everything (``ssl_server``/``ssl_client``).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
-import os
-import socket
 import ssl
-import struct
 from typing import TYPE_CHECKING, Protocol, cast
 
 from gateway.sip import Flow
 from gateway.sip.flow import Address
 from gateway.sip.framing import PONG, FramingFailed, MessageFramed, PingReceived, StreamFramer
+from gateway.transport.admission import (
+    AdmittedProtocol,
+    ConnectionLimiter,
+    TlsAcceptor,
+    describe_error,
+)
 from gateway.transport.base import Receiver
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ __all__ = [
     "MAX_CONNECTIONS_PER_IP",
     "MAX_WRITE_BUFFER",
     "SSL_HANDSHAKE_TIMEOUT",
-    "ConnectionLimiter",
     "FixedTls",
     "StreamTransport",
     "TlsPeers",
@@ -98,16 +98,6 @@ does not hold a socket forever."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to open an outbound connection (TCP and TLS handshakes included): less
 than Timer B/F (32 s), so the transaction learns of the failure before it times out."""
-REFUSAL_LOG_INTERVAL = 10.0
-"""Seconds between two log lines about refused connections: a flood must not
-become a log flood. The line says how many were refused since the last one."""
-
-HANDSHAKE_LOG_BURST = 20
-"""Failed TLS handshakes logged one by one before the log is rate limited."""
-HANDSHAKE_LOG_RATE = 1.0
-"""Failed handshakes logged per second once the burst is spent; the next line
-says how many went unlogged."""
-
 _connection_ids = itertools.count(1)
 
 
@@ -121,75 +111,6 @@ def number_connections(first: int, step: int) -> None:
     takes ``k + 1`` and step ``N``, so an id names its worker across processes."""
     global _connection_ids
     _connection_ids = itertools.count(first, step)
-
-
-class ConnectionLimiter:
-    """Counts a listener's accepted connections per source address and in total.
-
-    Shared by the stream and WebSocket shells. ``now`` is an argument so a test
-    can drive the log rate limit without sleeping.
-    """
-
-    def __init__(self, name: str, max_per_ip: int, max_total: int) -> None:
-        self.name = name
-        self.max_per_ip = max_per_ip
-        self.max_total = max_total
-        self.total = 0
-        self._per_source: dict[str, int] = {}
-        self._refused = 0  # refusals since the last log line
-        self._next_log = float("-inf")
-
-    @staticmethod
-    def source(ip: str) -> str:
-        """The key a connection is counted under: the address, or its /64 for IPv6,
-        since one IPv6 host commonly owns a whole /64."""
-        if ":" not in ip:
-            return ip
-        try:
-            return str(ipaddress.ip_network(f"{ip.partition('%')[0]}/64", strict=False))
-        except ValueError:
-            return ip
-
-    def admit(self, ip: str, now: float) -> str | None:
-        """Count a new connection from ``ip``; return its key, or None if refused."""
-        key = self.source(ip)
-        count = self._per_source.get(key, 0)
-        if count >= self.max_per_ip:
-            self._refuse(ip, "per-ip", now)
-            return None
-        if self.total >= self.max_total:
-            self._refuse(ip, "total", now)
-            return None
-        self._per_source[key] = count + 1
-        self.total += 1
-        return key
-
-    def count(self, ip: str) -> int:
-        """How many connections from ``ip`` (or its /64) are open now."""
-        return self._per_source.get(self.source(ip), 0)
-
-    def release(self, key: str) -> None:
-        """Forget a connection :meth:`admit` counted under ``key``."""
-        count = self._per_source.get(key, 0) - 1
-        if count > 0:
-            self._per_source[key] = count
-        else:
-            self._per_source.pop(key, None)
-        self.total -= 1
-
-    def _refuse(self, ip: str, limit: str, now: float) -> None:
-        self._refused += 1
-        if now < self._next_log:
-            return
-        logger.warning(
-            "! connections refused listener=%s ip=%s limit=%s refused=%d",
-            self.name,
-            ip,
-            limit,
-            self._refused,
-        )
-        self._refused = 0
-        self._next_log = now + REFUSAL_LOG_INTERVAL
 
 
 class TlsPeers(Protocol):
@@ -234,28 +155,7 @@ class FixedTls:
         return None
 
 
-class _RateLimitedLog:
-    """A token bucket in front of a warning: ``burst`` lines at once, then
-    ``rate`` a second; a line after a gap says how many it left out."""
-
-    def __init__(self, burst: int = HANDSHAKE_LOG_BURST, rate: float = HANDSHAKE_LOG_RATE) -> None:
-        self.burst = burst
-        self.rate = rate
-        self._tokens = float(burst)
-        self._last = float("-inf")
-        self.suppressed = 0
-
-    def allow(self, now: float) -> bool:
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self.suppressed += 1
-        return False
-
-
-class _Connection(asyncio.Protocol):
+class _Connection(AdmittedProtocol):
     """One TCP or TLS connection, accepted (``remote`` None) or opened by us."""
 
     def __init__(
@@ -469,10 +369,7 @@ class StreamTransport:
         self.tls: TlsPeers | None = tls
         if tls is None and transport == "tls":
             self.tls = FixedTls(None, ssl_client, self._peer_names)
-        self._socket: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
-        self._handshakes: set[asyncio.Task[None]] = set()
-        self._handshake_log = _RateLimitedLog()
+        self._acceptor: TlsAcceptor | None = None
 
     async def listen(
         self, host: str, port: int, ssl_server: ssl.SSLContext | None, *, reuse_port: bool = False
@@ -488,7 +385,15 @@ class StreamTransport:
                 if ssl_server is None:
                     raise ValueError("tls needs ssl_server (or a TlsPeers policy)")
                 self.tls.server = ssl_server
-            self._listen_tls(host, port, reuse_port)
+            assert self.tls is not None
+            self._acceptor = TlsAcceptor(
+                self.name,
+                self.limiter,
+                self.tls.server_context,
+                lambda remote, key: _Connection(self, accepted=(remote, key)),
+                self.ssl_handshake_timeout,
+            )
+            self.local = self._acceptor.listen(host, port, reuse_port)
         else:
             if ssl_server is not None:
                 raise ValueError("only tls takes ssl_server")
@@ -502,100 +407,6 @@ class StreamTransport:
             self.name,
             self.transport,
             *self.local,
-        )
-
-    # TLS: our own accept loop, one handshake task per connection
-
-    def _listen_tls(self, host: str, port: int, reuse_port: bool) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((host, port))
-            sock.listen(socket.SOMAXCONN)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self._socket = sock
-        sockname = sock.getsockname()
-        self.local = (sockname[0], sockname[1])
-        self._accepting = self.loop.create_task(self._accept_loop(sock))
-
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                conn, peer = await self.loop.sock_accept(sock)
-            except OSError as exc:
-                # Out of file descriptors, or a connection reset before we took it:
-                # never a reason to stop listening. A short pause keeps EMFILE from
-                # spinning the loop.
-                if self._handshake_log.allow(self.loop.time()):
-                    logger.warning("! accept failed listener=%s reason=%s", self.name, exc)
-                await asyncio.sleep(0.05)
-                continue
-            remote: Address = (peer[0], peer[1])
-            key = self.limiter.admit(remote[0], self.loop.time())
-            if key is None:
-                # At once and with a reset: no handshake work, no buffers for it.
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-                continue
-            task = self.loop.create_task(self._handshake(conn, remote, key))
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
-
-    async def _handshake(self, conn: socket.socket, remote: Address, key: str) -> None:
-        assert self.tls is not None
-        connection: _Connection | None = None
-
-        def made() -> _Connection:
-            nonlocal connection
-            connection = _Connection(self, accepted=(remote, key))
-            return connection
-
-        try:
-            context = self.tls.server_context(remote)
-            await self.loop.connect_accepted_socket(
-                made, conn, ssl=context, ssl_handshake_timeout=self.ssl_handshake_timeout
-            )
-        except asyncio.CancelledError:
-            conn.close()
-            self._release(connection, key)
-            raise
-        except (OSError, ValueError) as exc:  # ssl.SSLError, TimeoutError: OSErrors
-            conn.close()
-            self._release(connection, key)
-            self._handshake_failed(remote, exc)
-
-    def _release(self, connection: _Connection | None, key: str) -> None:
-        """A handshake that failed never reached connection_made: count it down."""
-        if connection is not None:
-            connection.release()
-        else:
-            self.limiter.release(key)
-
-    def _handshake_failed(self, remote: Address, exc: BaseException) -> None:
-        log = self._handshake_log
-        if not log.allow(self.loop.time()):
-            return
-        suppressed, log.suppressed = log.suppressed, 0
-        if isinstance(exc, ConnectionAbortedError) and "longer" in str(exc):
-            reason = "timed out"  # asyncio's words for ssl_handshake_timeout
-        elif isinstance(exc, ConnectionError) and not isinstance(exc, ssl.SSLError):
-            reason = "closed by peer during the handshake"
-        else:
-            reason = _describe(exc)
-        logger.warning(
-            "! tls handshake failed listener=%s peer=%s:%d reason=%s%s",
-            self.name,
-            *remote,
-            reason,
-            f" unlogged={suppressed}" if suppressed else "",
         )
 
     def _tls_refused(self, connection: _Connection, refusal: str) -> None:
@@ -643,14 +454,8 @@ class StreamTransport:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        if self._accepting is not None:
-            # Out of sock_accept (which watches the socket) before the socket closes.
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
-        if self._socket is not None:
-            self._socket.close()
-        for handshake in list(self._handshakes):
-            handshake.cancel()
+        if self._acceptor is not None:
+            await self._acceptor.close()
         tasks = [dial.task for dial in self._dials.values() if dial.task is not None]
         for task in tasks:
             task.cancel()
@@ -709,7 +514,7 @@ class StreamTransport:
             if self._dials.get(remote) is not dial:
                 return  # connected, then lost: connection_lost has reported it
             del self._dials[remote]
-            reason = f"connect failed: {_describe(exc)}"
+            reason = f"connect failed: {describe_error(exc)}"
             logger.warning(
                 "! connect failed listener=%s transport=%s remote=%s:%d reason=%s",
                 self.name,
@@ -758,19 +563,6 @@ class StreamTransport:
 
     def _fail(self, flow: Flow, reason: str) -> None:
         self.receiver.flow_failed(flow, reason)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return f"tls error: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.errno:
-        # asyncio replaces strerror with "Connect call failed (...)"; errno is intact.
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
 
 
 def _default_client_context() -> ssl.SSLContext:

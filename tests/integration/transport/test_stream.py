@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from gateway.sip import Flow, PongReceived
-from gateway.transport.stream import ConnectionLimiter, StreamTransport, open_stream
+from gateway.transport.admission import ConnectionLimiter
+from gateway.transport.stream import StreamTransport, open_stream
 
 from ..conftest import MS, TIMEOUT, RecordingReceiver, request
 from .clients import ListeningPeer, StreamPeer, closed_port

@@ -6,20 +6,23 @@ import asyncio
 import contextlib
 import http
 import logging
+import re
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 from certs.context import client_context, server_context
 from gateway.sip import Flow
 from gateway.transport.ws import WsTransport, open_ws
 
 from ..conftest import MS, TIMEOUT, Pki, RecordingReceiver, request
+from .clients import StreamPeer
 
 
 @contextlib.asynccontextmanager
@@ -172,9 +175,9 @@ async def test_per_ip_cap(receiver: RecordingReceiver) -> None:
 
 
 async def test_plain_http_through_process_request(receiver: RecordingReceiver) -> None:
-    def files(connection: ServerConnection, request: Request) -> Response | None:
+    def files(protocol: ServerProtocol, request: Request) -> Response | None:
         if request.path == "/index.html":
-            return connection.respond(http.HTTPStatus.OK, "<h1>Wedge</h1>\n")
+            return protocol.reject(http.HTTPStatus.OK, "<h1>Wedge</h1>\n")
         return None
 
     async with ws_listener(receiver, process_request=files) as listener:
@@ -201,3 +204,94 @@ async def test_wss(receiver: RecordingReceiver, pki: Pki) -> None:
         assert (data, flow.transport) == (request(1), "wss")
         listener.send(request(2), flow)
         assert await recv(client) == request(2).decode()
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: sip\r\n\r\n"
+)
+
+
+def refusals(caplog: pytest.LogCaptureFixture, words: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if words in r.getMessage()]
+
+
+async def test_a_fragmented_message_is_one_message(receiver: RecordingReceiver) -> None:
+    async with ws_listener(receiver) as listener, sip_client(uri(listener)) as client:
+        whole = request(1).decode()
+        await client.send([whole[:10], whole[10:50], whole[50:]])  # three frames
+        [(data, _)] = await receiver.wait_messages(1)
+        assert data == request(1)
+
+
+async def test_a_ping_left_unanswered_ends_the_connection(receiver: RecordingReceiver) -> None:
+    # A raw client that upgrades, then never reads: no pong comes back.
+    async with ws_listener(receiver, ping_interval=100 * MS) as listener:
+        peer = await StreamPeer.connect(listener.local)
+        await peer.send(UPGRADE)
+        async with asyncio.timeout(TIMEOUT):
+            assert (await peer.reader.readline()).startswith(b"HTTP/1.1 101")
+        await receiver.wait_for(lambda: bool(receiver.failures))
+        [(flow, reason)] = receiver.failures
+        assert (flow.transport, reason) == ("ws", "ping unanswered")
+        await peer.close()
+
+
+async def test_bad_upgrades_are_refused_logged_and_counted_down(
+    receiver: RecordingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="wedge.transport")
+    async with ws_listener(receiver, open_timeout=300 * MS) as listener:
+        garbage = await StreamPeer.connect(listener.local)
+        await garbage.send(b"\x16\x03\x01 not HTTP at all\r\n\r\n")
+        assert await garbage.closed_by_other_end()
+        silent = await StreamPeer.connect(listener.local)
+        assert await silent.closed_by_other_end()  # after the open timeout
+        for peer in (garbage, silent):
+            await peer.close()
+        lines = refusals(caplog, "websocket handshake refused")
+        assert len(lines) == 2, lines
+        assert "reason=did not receive a valid HTTP request" in lines[0]
+        assert "reason=timed out" in lines[1]
+        await receiver.wait_for(lambda: listener.limiter.total == 0)
+        assert receiver.failures == []  # never upgraded: no flow to fail
+
+
+async def test_wss_handshakes_are_counted_first_and_failures_logged(
+    receiver: RecordingReceiver, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="wedge.transport")
+    server = server_context(pki.server_cert, pki.server_key)
+    async with ws_listener(
+        receiver, "wss", ssl_server=server, max_per_ip=3, open_timeout=500 * MS
+    ) as listener:
+        async with sip_client(uri(listener), ssl=client_context(ca_file=pki.ca)) as good:
+            # A client that does not trust Wedge's CA: refused by the client, logged here.
+            with pytest.raises(ssl.SSLCertVerificationError):
+                async with sip_client(uri(listener), ssl=client_context()):
+                    pass
+            # Garbage where a ClientHello belongs.
+            garbage = await StreamPeer.connect(listener.local)
+            await garbage.send(b"\x16\x03\x01\x00\x10" + b"\xff" * 64)
+            assert await garbage.closed_by_other_end()
+            await garbage.close()
+            await receiver.wait_for(lambda: len(refusals(caplog, "tls handshake failed")) == 2)
+            # Two connections that never start TLS fill this address's cap of 3 with
+            # the good one: a fourth is refused before any handshake work.
+            silent = [await StreamPeer.connect(listener.local) for _ in range(2)]
+            await receiver.wait_for(lambda: listener.limiter.total == 3)
+            refused = await StreamPeer.connect(listener.local)
+            assert await refused.closed_by_other_end()
+            for peer in (*silent, refused):
+                assert await peer.closed_by_other_end()  # the handshake timeout
+                await peer.close()
+            await good.send(request(1).decode())
+            [(data, flow)] = await receiver.wait_messages(1)
+            assert (data, flow.transport) == (request(1), "wss")
+        lines = refusals(caplog, "tls handshake failed")
+        # The client gives up on the certificate, with an alert or without one.
+        assert re.search(r"reason=(tls error: TLSV1_ALERT_UNKNOWN_CA|closed by peer)", lines[0])
+        assert "reason=tls error: UNEXPECTED_MESSAGE" in lines[1], lines
+        assert sum("reason=timed out" in line for line in lines) == 2, lines
+        await receiver.wait_for(lambda: listener.limiter.total == 0)
