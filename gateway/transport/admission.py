@@ -156,12 +156,37 @@ def describe_error(exc: BaseException) -> str:
 
 
 class AdmittedProtocol(asyncio.Protocol):
-    """The protocol of a connection a limiter counted: it gives its count back."""
+    """The protocol of an inbound connection a :class:`ConnectionLimiter` counts.
+
+    A :class:`TlsAcceptor` counts a connection before making its protocol and hands
+    over the ``accepted`` (remote, key) pair; a connection the loop accepted itself
+    is counted by :meth:`admit` in ``connection_made``. Either way the protocol
+    gives its count back with :meth:`release` when it ends.
+    """
+
+    def __init__(self, limiter: ConnectionLimiter, accepted: tuple[Address, str] | None) -> None:
+        self._limiter = limiter
+        self.remote: Address = accepted[0] if accepted is not None else ("", 0)
+        self._limit_key = accepted[1] if accepted is not None else None
+        self.counted = accepted is not None
+
+    def admit(self, transport: asyncio.Transport, now: float) -> bool:
+        """Count a connection the loop accepted; refused: aborted, and False."""
+        peer = transport.get_extra_info("peername")
+        self._limit_key = self._limiter.admit(peer[0], now)
+        if self._limit_key is None:
+            transport.abort()  # at once: no handshake work, no buffers for it
+            return False
+        self.remote = (peer[0], peer[1])
+        self.counted = True
+        return True
 
     def release(self) -> None:
         """Stop counting this connection against its source address (once, however
         often it is called)."""
-        raise NotImplementedError
+        if self._limit_key is not None:
+            self._limiter.release(self._limit_key)
+            self._limit_key = None
 
 
 class TlsAcceptor:

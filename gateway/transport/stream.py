@@ -165,19 +165,16 @@ class _Connection(AdmittedProtocol):
         *,
         accepted: tuple[Address, str] | None = None,
     ) -> None:
+        super().__init__(owner.limiter, accepted)
         self._owner = owner
         self.outbound = remote is not None
-        self.remote: Address = remote or ("", 0)
-        # A TLS connection the listener accepted and counted before its handshake.
-        self._accepted = accepted is not None
-        if accepted is not None:
-            self.remote = accepted[0]
+        if remote is not None:
+            self.remote = remote
         self.flow: Flow | None = None  # None until connected; stays None if refused
         self.close_reason: str | None = None  # why *we* closed it, if we did
         self.lost: asyncio.Future[None] = owner.loop.create_future()
         self._transport: asyncio.Transport | None = None
         self._framer = StreamFramer()
-        self._limit_key: str | None = accepted[1] if accepted is not None else None
         self._last_received = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
@@ -191,13 +188,8 @@ class _Connection(AdmittedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = stream = cast(asyncio.Transport, transport)
         owner = self._owner
-        if not self.outbound and not self._accepted:
-            peer = stream.get_extra_info("peername")
-            self._limit_key = owner.limiter.admit(peer[0], owner.loop.time())
-            if self._limit_key is None:
-                stream.abort()  # at once: no handshake work, no buffers for it
-                return
-            self.remote = (peer[0], peer[1])
+        if not self.outbound and not self.counted and not self.admit(stream, owner.loop.time()):
+            return
         ssl_object = stream.get_extra_info("ssl_object")
         if ssl_object is not None and owner.tls is not None:
             refusal = owner.tls.refuse(ssl_object, self.remote, inbound=not self.outbound)
@@ -255,12 +247,6 @@ class _Connection(AdmittedProtocol):
         self._owner._connection_lost(self, reason)
 
     # Used by StreamTransport
-
-    def release(self) -> None:
-        """No longer count this connection against its source address (once)."""
-        if self._limit_key is not None:
-            self._owner.limiter.release(self._limit_key)
-            self._limit_key = None
 
     def write(self, data: bytes) -> None:
         """Send ``data`` at the end of this turn of the loop, with whatever else is

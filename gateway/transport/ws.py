@@ -105,10 +105,8 @@ class _WsConnection(AdmittedProtocol):
     """One WS or WSS connection: bytes through websockets' ServerProtocol, events out."""
 
     def __init__(self, owner: WsTransport, accepted: tuple[Address, str] | None = None) -> None:
+        super().__init__(owner.limiter, accepted)
         self._owner = owner
-        self.remote: Address = accepted[0] if accepted is not None else ("", 0)
-        self._limit_key: str | None = accepted[1] if accepted is not None else None
-        self._accepted = accepted is not None
         self.protocol = ServerProtocol(
             origins=owner.origins,
             subprotocols=[SUBPROTOCOL],
@@ -132,13 +130,8 @@ class _WsConnection(AdmittedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = stream = cast(asyncio.Transport, transport)
         owner = self._owner
-        if not self._accepted:
-            peer = stream.get_extra_info("peername")
-            self._limit_key = owner.limiter.admit(peer[0], owner.loop.time())
-            if self._limit_key is None:
-                stream.abort()  # at once: no handshake work, no buffers for it
-                return
-            self.remote = (peer[0], peer[1])
+        if not self.counted and not self.admit(stream, owner.loop.time()):
+            return
         self.flow = Flow(owner.transport, owner.local, self.remote, next_connection_id())
         self._last_received = owner.loop.time()
         self._timer = owner.loop.call_later(owner.open_timeout, self._open_timed_out)
@@ -176,11 +169,6 @@ class _WsConnection(AdmittedProtocol):
         if self.open:
             self.open = False
             self._owner._connection_lost(self, self.failure_reason or f"closed {self.close_code}")
-
-    def release(self) -> None:
-        if self._limit_key is not None:
-            self._owner.limiter.release(self._limit_key)
-            self._limit_key = None
 
     # Used by WsTransport
 
