@@ -486,15 +486,16 @@ class View(Generic[T]):
 
 
 _VIEWS_BY_KEY: dict[str, list[View[Any]]] = {}
+_UNREAD = object()  # not in the cache (a view may read None)
 
 
 class Headers:
     """Header fields in wire order, looked up without regard to case or compact form.
 
     Besides the ordered lines, the store keeps the values grouped by key, so a
-    lookup is one dict access. Every mutation marks the store edited, regroups on
-    next use and drops the typed values cached for that header, so a reader never
-    sees a stale parse.
+    lookup is one dict access. Every mutation marks the store edited, regroups the
+    key it changed and drops the typed values cached for that header, so a reader
+    never sees a stale parse.
     """
 
     __slots__ = ("_cache", "_fields", "_groups", "edited")
@@ -514,8 +515,15 @@ class Headers:
         return cls([_field(name, value) for name, value in pairs])
 
     def copy(self) -> Headers:
-        """An independent store with the same lines (the lines themselves are immutable)."""
-        other = Headers(list(self._fields))
+        """An independent store with the same lines (the lines themselves are immutable).
+
+        The typed values read so far come along: they describe the same lines, and
+        nobody changes a typed value in place, so sharing them is safe and spares
+        the copy (the request a proxy forwards) parsing them again.
+        """
+        groups = self._groups
+        other = Headers(list(self._fields), None if groups is None else dict(groups))
+        other._cache = self._cache.copy()
         other.edited = self.edited
         return other
 
@@ -574,17 +582,24 @@ class Headers:
 
     def typed(self, view: View[T]) -> T:
         """What ``view`` reads from these headers, cached until its header is edited."""
-        cache = self._cache
-        if view in cache:
-            return cache[view]  # type: ignore[no-any-return]
-        value = cache[view] = view.read(self)
-        return value
+        value = self._cache.get(view, _UNREAD)
+        if value is _UNREAD:
+            value = self._cache[view] = view.read(self)
+        return value  # type: ignore[no-any-return]
 
     # -- editing -----------------------------------------------------------
 
     def _touch(self, key: str) -> None:
         self.edited = True
-        self._groups = None
+        groups = self._groups
+        if groups is not None:
+            # Regroup the one key edited rather than every line on the next read;
+            # a new list, since copies of this store share the old one.
+            values = [value for line_key, value, _ in self._fields if line_key == key]
+            if values:
+                groups[key] = values
+            else:
+                groups.pop(key, None)
         cache = self._cache
         if cache:
             for view in _VIEWS_BY_KEY.get(key, ()):
@@ -611,12 +626,14 @@ class Headers:
         """Replace every line called ``name`` by one line, where the first one stood."""
         field = _field(name, value)
         key = field[0]
-        index = next((i for i, f in enumerate(self._fields) if f[0] == key), None)
-        self._fields = [f for f in self._fields if f[0] != key]
-        if index is None:
-            self._fields.append(field)
+        fields = self._fields
+        found = [i for i, f in enumerate(fields) if f[0] == key]
+        if not found:
+            fields.append(field)
         else:
-            self._fields.insert(index, field)
+            fields[found[0]] = field
+            for index in reversed(found[1:]):
+                del fields[index]
         self._touch(key)
 
     def remove(self, name: str) -> int:
