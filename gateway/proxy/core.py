@@ -227,8 +227,11 @@ class ProxyCore:
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` has work, or None."""
-        deadlines = (self.layer.get_timer(), self._timers.get_timer(), self.health.get_timer())
-        return min((d for d in deadlines if d is not None), default=None)
+        earliest = self.layer.get_timer()
+        for deadline in (self._timers.get_timer(), self.health.get_timer()):
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # -- inputs ---------------------------------------------------------------
 
@@ -281,7 +284,7 @@ class ProxyCore:
 
     def _own_via(self, flow: Flow) -> str | None:
         listener = self.stamp.listener_of(flow)
-        return None if listener is None else self.stamp.via(listener, "0")
+        return None if listener is None else str(self.stamp.via(listener, "0"))
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -518,7 +521,7 @@ class ProxyCore:
                 headers.prepend("Record-Route", stamp(out_listener, out_flow, double=True))
             else:
                 headers.prepend("Record-Route", stamp(in_listener, forward.source, double=False))
-        headers.prepend("Via", self.stamp.via(out_listener, forward.loop_hash))
+        request.add_via(self.stamp.via(out_listener, forward.loop_hash))
         self._dress(request, out_listener)
         forward.outgoing = request
         forward.flow = out_flow
@@ -572,7 +575,7 @@ class ProxyCore:
         out_flow, out_listener = hop
         _decrement_max_forwards(ack)
         # An ACK is never answered, so no loop check (hash 0): its branch only has to be new.
-        ack.headers.prepend("Via", self.stamp.via(out_listener, "0"))
+        ack.add_via(self.stamp.via(out_listener, "0"))
         self._dress(ack, out_listener)
         if self.media is None:
             self.layer.send_stateless(ack, out_flow)
@@ -778,7 +781,7 @@ class ProxyCore:
             uri,
             Headers.of(
                 [
-                    ("Via", self.stamp.via(listener, "0")),
+                    ("Via", str(self.stamp.via(listener, "0"))),
                     ("Max-Forwards", "70"),
                     ("From", f"<sip:wedge@{host}:{port}>;tag={tag}"),
                     ("To", f"<{uri}>"),

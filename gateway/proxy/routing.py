@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.proxy.flowtoken import FlowTokens
-from gateway.sip import Flow, NameAddr, Request, SipUri
+from gateway.sip import Flow, NameAddr, Request, SipUri, Via
 from gateway.sip.flow import Address
 
 __all__ = [
@@ -209,9 +209,9 @@ class RouteStamp:
             for via in request.vias
         )
 
-    def via(self, listener: Listener, loop_hash: str) -> str:
+    def via(self, listener: Listener, loop_hash: str) -> Via:
         host, port = listener.advertise
-        return f"SIP/2.0/{listener.via_transport} {host}:{port};branch={self.branch(loop_hash)}"
+        return Via(listener.via_transport, host, port, (("branch", self.branch(loop_hash)),))
 
     def branch(self, loop_hash: str) -> str:
         return f"{BRANCH_PREFIX}{loop_hash}.{self._ids()}"

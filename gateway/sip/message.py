@@ -123,6 +123,11 @@ class Message:
         """The top Via: the one that names the transaction (RFC 3261 §17.1.3)."""
         return self.headers.typed(_VIEW_FIRST_VIA)
 
+    def add_via(self, via: Via) -> None:
+        """Put ``via`` on top, as a proxy does with its own (RFC 3261 §16.6 step 8)."""
+        self.headers.prepend("Via", str(via))
+        self.headers.remember(_VIEW_FIRST_VIA, via)
+
     def replace_via(self, via: Via) -> None:
         """Replace the top Via (with ``received``, ``rport`` filled in, say)."""
         self.headers.replace_first_value("via", str(via))
@@ -507,9 +512,9 @@ def _check_version(version: str) -> None:
 
 
 def _check(groups: dict[str, list[str]], message: Message) -> None:
-    for key in _REQUIRED:
-        if key not in groups:
-            raise ParseError(f"missing {_NAMES[key]}")
+    if not groups.keys() >= _REQUIRED_KEYS:
+        missing = next(key for key in _REQUIRED if key not in groups)
+        raise ParseError(f"missing {_NAMES[missing]}")
     for key, values in groups.items():
         check = _CHECKS.get(key)
         if check is not None:
@@ -651,6 +656,7 @@ _NAMES = {
 # carries. Max-Forwards is left out on purpose: RFC 2543 peers omit it (RFC 4475
 # §3.4.1), and a proxy treats a missing one as 70.
 _REQUIRED = ("via", "call-id", "cseq", "from", "to")
+_REQUIRED_KEYS = frozenset(_REQUIRED)
 
 _CHECKS: dict[str, Callable[[list[str]], None]] = {
     "via": _check_vias,
