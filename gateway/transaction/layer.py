@@ -210,7 +210,8 @@ class _Transaction:
         self.request_bytes = b""
         self.ack: _AckTemplate | None = None
         self.ack_bytes: bytes | None = None
-        # Server: the last response sent, serialized once, and its To tag.
+        # Server: the last response sent, serialized once, and (RFC 2543 matching
+        # only) its To tag.
         self.response_bytes: bytes | None = None
         self.response_to_tag: str | None = None
         # Server, RFC 2543 matching only: the request's Request-URI and To tag.
@@ -609,7 +610,7 @@ class TransactionLayer:
         assert isinstance(message, Response)
         data = bytes(message)
         txn.response_bytes = data
-        if message.status >= 200:
+        if message.status >= 200 and txn.key.legacy:
             # RFC 2543 ACK matching compares with the To tag of this response.
             txn.response_to_tag = message.to.tag
         self._datagrams.append((data, txn.flow))
