@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import ipaddress
 import struct
+from typing import TypeVar
 
 from gateway.sip.flow import TRANSPORTS, Address, Flow
 
@@ -27,7 +28,8 @@ __all__ = ["FlowTokens"]
 
 _TRANSPORTS = sorted(TRANSPORTS)
 MAX_REMEMBERED = 10_000
-"""Decoded tokens kept, oldest dropped first: about one per live dialog side."""
+"""Tokens kept each way (decoded, encoded), oldest dropped first: about one per
+live dialog side."""
 _MAC_SIZE = 10  # 80 bits: RFC 2104 §5 allows truncating to half the hash and at least 80 bits.
 # transport, connection id (which, with SIP workers, names its worker too), local
 # port, remote port, then the two addresses.
@@ -46,9 +48,34 @@ class FlowTokens:
             raise ValueError("a flow-token secret needs at least 16 bytes")
         self._secret = secret
         self._known: dict[str, Flow] = {}
+        self._tokens: dict[Flow, str] = {}
 
     def encode(self, flow: Flow) -> str:
-        """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part."""
+        """A token for ``flow``: URL-safe base64, fit for a SIP URI's user part.
+
+        A flow's token never changes, and every call from a client flow needs it
+        again: the tokens are remembered (a bounded number), as in :meth:`decode`.
+        """
+        token = self._tokens.get(flow)
+        if token is None:
+            token = _remember(self._tokens, flow, self._encode(flow))
+        return token
+
+    def decode(self, token: str) -> Flow | None:
+        """The flow a token names, or None if it is not one of ours.
+
+        Every request of a dialog carries the same tokens, so the answers for
+        good tokens are remembered (a bounded number); a bad one is checked anew.
+        """
+        known = self._known.get(token)
+        if known is not None:
+            return known
+        decoded = self._decode(token)
+        if decoded is not None:
+            _remember(self._known, token, decoded)
+        return decoded
+
+    def _encode(self, flow: Flow) -> str:
         local = _packed(flow.local[0])
         remote = _packed(flow.remote[0])
         if len(local) != len(remote):  # one of each family: write both as IPv6
@@ -65,22 +92,6 @@ class FlowTokens:
             + remote
         )
         return _b64(body + self._mac(body))
-
-    def decode(self, token: str) -> Flow | None:
-        """The flow a token names, or None if it is not one of ours.
-
-        Every request of a dialog carries the same tokens, so the answers for
-        good tokens are remembered (a bounded number); a bad one is checked anew.
-        """
-        known = self._known.get(token)
-        if known is not None:
-            return known
-        decoded = self._decode(token)
-        if decoded is not None:
-            if len(self._known) >= MAX_REMEMBERED:
-                del self._known[next(iter(self._known))]
-            self._known[token] = decoded
-        return decoded
 
     def _decode(self, token: str) -> Flow | None:
         try:
@@ -101,6 +112,18 @@ class FlowTokens:
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.digest(self._secret, body, hashlib.sha256)[:_MAC_SIZE]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(known: dict[K, V], key: K, value: V) -> V:
+    """Store ``value`` under ``key``, dropping the oldest entry when full (dicts keep order)."""
+    if len(known) >= MAX_REMEMBERED:
+        del known[next(iter(known))]
+    known[key] = value
+    return value
 
 
 # A proxy meets the same few addresses over and over: remember their forms.
