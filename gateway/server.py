@@ -11,7 +11,6 @@ import dataclasses
 import gc
 import logging
 import os
-import secrets
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from gateway.proxy.core import ProxyCore, ProxySettings
 from gateway.proxy.flowtoken import FlowTokens
 from gateway.proxy.routing import Listener, RouteStamp
 from gateway.proxy.trunks import TrunkHealth
+from gateway.randomids import RandomIds
 from gateway.tls import TlsManager, TlsSetupError
 from gateway.transaction import TimerConfig
 from gateway.transport.base import Receiver, Transport
@@ -172,7 +172,7 @@ async def start(
         await asyncio.gather(*(transport.close() for transport in transports))
         raise
     secret = place.flow_secret if place is not None else os.urandom(32)
-    stamp = RouteStamp(listeners, FlowTokens(secret), ids=lambda: secrets.token_hex(5))
+    stamp = RouteStamp(listeners, FlowTokens(secret), ids=RandomIds(5))
     timers = TimerConfig(config.wedge.t1, config.wedge.t2, config.wedge.t4)
     health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
     health.watch(directory.all_targets(), loop.time())
@@ -194,7 +194,7 @@ async def start(
             ),
             probe_name=tls.probe_name if tls is not None else None,
         ),
-        ids=lambda: secrets.token_hex(6),
+        ids=RandomIds(6),
         health=health,
         media=media is not None,
     )
