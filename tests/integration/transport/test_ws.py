@@ -295,3 +295,25 @@ async def test_wss_handshakes_are_counted_first_and_failures_logged(
         assert "reason=tls error: UNEXPECTED_MESSAGE" in lines[1], lines
         assert sum("reason=timed out" in line for line in lines) == 2, lines
         await receiver.wait_for(lambda: listener.limiter.total == 0)
+
+
+async def test_an_endless_upgrade_request_closes_only_that_connection(
+    receiver: RecordingReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="wedge.transport")
+    async with ws_listener(receiver) as listener, sip_client(uri(listener)) as good:
+        endless = await StreamPeer.connect(listener.local)
+        filler = b"".join(f"X-Filler-{n}: {'x' * 60}\r\n".encode() for n in range(1000))
+        with contextlib.suppress(ConnectionError):  # refused before it is all sent
+            await endless.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n" + filler)
+        # A 431 then the end, or a reset when the refusal met bytes still coming.
+        with contextlib.suppress(ConnectionError):
+            async with asyncio.timeout(TIMEOUT):
+                while await endless.reader.read(65536):
+                    pass
+        await endless.close()
+        [line] = refusals(caplog, "websocket handshake refused")
+        assert "reason=expected no more than 128 headers" in line
+        await good.send(request(1).decode())
+        [(data, _)] = await receiver.wait_messages(1)
+        assert data == request(1)
