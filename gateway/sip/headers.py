@@ -10,6 +10,7 @@ are parsed on first use and cached until that header is edited.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -227,6 +228,11 @@ class Via:
         match = grammar.via_re.fullmatch(text)
         if match is None:
             raise ParseError("malformed Via")
+        return cls.from_match(match)
+
+    @classmethod
+    def from_match(cls, match: re.Match[str]) -> Via:
+        """The Via that ``grammar.via_re`` matched (a check that matched it already)."""
         protocol, version, transport, host, port, params = match.groups()
         return cls(
             transport,
@@ -493,9 +499,9 @@ class Headers:
     """Header fields in wire order, looked up without regard to case or compact form.
 
     Besides the ordered lines, the store keeps the values grouped by key, so a
-    lookup is one dict access. Every mutation marks the store edited, regroups the
-    key it changed and drops the typed values cached for that header, so a reader
-    never sees a stale parse.
+    lookup is one dict access. Every mutation marks the store edited, updates the
+    group of the key it changed and drops the typed values cached for that header,
+    so a reader never sees a stale parse.
     """
 
     __slots__ = ("_cache", "_fields", "_groups", "edited")
@@ -504,6 +510,13 @@ class Headers:
         self, fields: list[Field] | None = None, groups: dict[str, list[str]] | None = None
     ) -> None:
         self._fields: list[Field] = fields if fields is not None else []
+        if groups is None:
+            groups = {}
+            for key, value, _ in self._fields:
+                if key in groups:
+                    groups[key].append(value)
+                else:
+                    groups[key] = [value]
         self._groups = groups
         # view -> what it read; the views of a header are dropped when it is edited.
         self._cache: dict[View[Any], Any] = {}
@@ -521,23 +534,14 @@ class Headers:
         nobody changes a typed value in place, so sharing them is safe and spares
         the copy (the request a proxy forwards) parsing them again.
         """
-        groups = self._groups
-        other = Headers(list(self._fields), None if groups is None else dict(groups))
+        other = Headers(list(self._fields), dict(self._groups))
         other._cache = self._cache.copy()
         other.edited = self.edited
         return other
 
     def grouped(self) -> dict[str, list[str]]:
         """Every key present, with the values of its lines in order. Do not modify."""
-        groups = self._groups
-        if groups is None:
-            groups = self._groups = {}
-            for key, value, _ in self._fields:
-                if key in groups:
-                    groups[key].append(value)
-                else:
-                    groups[key] = [value]
-        return groups
+        return self._groups
 
     # -- reading -----------------------------------------------------------
 
@@ -550,20 +554,20 @@ class Headers:
         return len(self._fields)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self.grouped()
+        return isinstance(name, str) and header_key(name) in self._groups
 
     def get(self, name: str) -> str | None:
         """The value of the first field line called ``name``, or None."""
-        values = self.grouped().get(header_key(name))
+        values = self._groups.get(header_key(name))
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """The value of every field line called ``name``, in order."""
-        return list(self.grouped().get(header_key(name), ()))
+        return list(self._groups.get(header_key(name), ()))
 
     def values(self, name: str) -> list[str]:
         """Every comma-separated value of a list header, across all its lines."""
-        lines = self.grouped().get(header_key(name))
+        lines = self._groups.get(header_key(name))
         if not lines:
             return []
         if len(lines) == 1:
@@ -589,17 +593,16 @@ class Headers:
 
     # -- editing -----------------------------------------------------------
 
-    def _touch(self, key: str) -> None:
+    def _touch(self, key: str, values: list[str]) -> None:
+        """Note an edit of ``key``, whose lines now hold ``values``, in order.
+
+        ``values`` is a new list: copies of this store share the old one.
+        """
         self.edited = True
-        groups = self._groups
-        if groups is not None:
-            # Regroup the one key edited rather than every line on the next read;
-            # a new list, since copies of this store share the old one.
-            values = [value for line_key, value, _ in self._fields if line_key == key]
-            if values:
-                groups[key] = values
-            else:
-                groups.pop(key, None)
+        if values:
+            self._groups[key] = values
+        else:
+            self._groups.pop(key, None)
         cache = self._cache
         if cache:
             for view in _VIEWS_BY_KEY.get(key, ()):
@@ -608,8 +611,9 @@ class Headers:
     def append(self, name: str, value: str) -> None:
         """Add a field line after all others."""
         field = _field(name, value)
+        key = field[0]
         self._fields.append(field)
-        self._touch(field[0])
+        self._touch(key, [*self._groups.get(key, ()), value])
 
     def prepend(self, name: str, value: str) -> None:
         """Add a field line above the first line of the same name (or at the top).
@@ -620,7 +624,7 @@ class Headers:
         key = field[0]
         index = next((i for i, f in enumerate(self._fields) if f[0] == key), 0)
         self._fields.insert(index, field)
-        self._touch(key)
+        self._touch(key, [value, *self._groups.get(key, ())])
 
     def set(self, name: str, value: str) -> None:
         """Replace every line called ``name`` by one line, where the first one stood."""
@@ -634,7 +638,7 @@ class Headers:
             fields[found[0]] = field
             for index in reversed(found[1:]):
                 del fields[index]
-        self._touch(key)
+        self._touch(key, [value])
 
     def remove(self, name: str) -> int:
         """Remove every line called ``name``; return how many there were."""
@@ -643,7 +647,7 @@ class Headers:
         self._fields = [f for f in self._fields if f[0] != key]
         removed = before - len(self._fields)
         if removed:
-            self._touch(key)
+            self._touch(key, [])
         return removed
 
     def pop_first_value(self, name: str) -> str | None:
@@ -657,11 +661,14 @@ class Headers:
             if field[0] != key:
                 continue
             values = grammar.split_commas(field[1])
+            rest = self._groups[key][1:]
             if len(values) == 1:
                 del self._fields[index]
             else:
-                self._fields[index] = _field(field[2].partition(":")[0], ", ".join(values[1:]))
-            self._touch(key)
+                kept = ", ".join(values[1:])
+                self._fields[index] = _field(field[2].partition(":")[0], kept)
+                rest.insert(0, kept)
+            self._touch(key, rest)
             return values[0]
         return None
 
@@ -672,8 +679,9 @@ class Headers:
             if field[0] == key:
                 values = grammar.split_commas(field[1])
                 values[0] = value
-                self._fields[index] = _field(field[2].partition(":")[0], ", ".join(values))
-                self._touch(key)
+                line = ", ".join(values)
+                self._fields[index] = _field(field[2].partition(":")[0], line)
+                self._touch(key, [line, *self._groups[key][1:]])
                 return
         raise KeyError(name)
 

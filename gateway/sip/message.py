@@ -9,7 +9,9 @@ unchanged").
 
 Checking and reading are separate on purpose, for speed: the check is one
 possessive regular expression per value, and the typed views (``message.via``,
-``message.from_`` ...) are built on first use and cached. URIs inside header
+``message.from_`` ...) are built on first use and cached. Two are read on every
+message a proxy receives, to match it to a transaction: the top Via and CSeq,
+which their checks build from what they matched. URIs inside header
 values are checked for their shape at parse time and parsed in full on first use
 of ``.uri``, which raises :class:`ParseError` if the shape hid a bad URI.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.sip import grammar
 from gateway.sip.errors import ParseError
@@ -35,7 +37,6 @@ from gateway.sip.headers import (
     Uri,
     Via,
     View,
-    check_cseq_number,
     field_key,
 )
 from gateway.sip.uri import SipUri, parse_uri
@@ -507,21 +508,24 @@ def _check_version(version: str) -> None:
 
 # -- checks: the grammar of each header a proxy acts on, run at parse time -----
 #
-# Each takes the values of every line of its header. They build nothing: the typed
-# readers further down do that on first use.
+# Each takes the values of every line of its header. Most build nothing: the typed
+# readers further down do that on first use. The Via and CSeq checks return the
+# value every receiver reads (the top Via, the CSeq), cached as if read (_HANDED_OVER).
 
 
 def _check(groups: dict[str, list[str]], message: Message) -> None:
     if not groups.keys() >= _REQUIRED_KEYS:
         missing = next(key for key in _REQUIRED if key not in groups)
         raise ParseError(f"missing {_NAMES[missing]}")
+    headers = message.headers
     for key, values in groups.items():
         check = _CHECKS.get(key)
         if check is not None:
-            check(values)
+            checked = check(values)
+            if checked is not None:
+                headers.remember(_HANDED_OVER[key], checked)
     # RFC 3261 §8.1.1.5: the CSeq method MUST match that of the request.
-    # The value passed its check, so its last word is the method.
-    if isinstance(message, Request) and groups["cseq"][0].split()[-1] != message.method:
+    if isinstance(message, Request) and message.cseq.method != message.method:
         raise ParseError("CSeq method does not match the Request-Line")
 
 
@@ -531,9 +535,11 @@ def _one(values: list[str], key: str) -> str:
     return values[0]
 
 
-def _check_vias(values: list[str]) -> None:
+def _check_vias(values: list[str]) -> Via:
+    """Check every Via value; return the top one."""
     count = 0
     match = grammar.via_re.fullmatch
+    top = None
     for line in values:
         parts = grammar.split_commas(line) if "," in line else (line,)
         for value in parts:
@@ -542,9 +548,13 @@ def _check_vias(values: list[str]) -> None:
                 raise ParseError("malformed Via")
             if via[5] is not None and int(via[5]) > 65535:
                 raise ParseError("Via port out of range")
+            if top is None:
+                top = via
         count += len(parts)
     if count > MAX_VIAS:
         raise ParseError("too many Via values", 513)
+    assert top is not None  # a Via line has at least one value, or did not match
+    return Via.from_match(top)
 
 
 def _check_call_id(values: list[str]) -> None:
@@ -552,11 +562,8 @@ def _check_call_id(values: list[str]) -> None:
         raise ParseError("malformed Call-ID")
 
 
-def _check_cseq(values: list[str]) -> None:
-    match = grammar.cseq_re.fullmatch(_one(values, "cseq"))
-    if match is None:
-        raise ParseError("malformed CSeq")
-    check_cseq_number(match[1])
+def _check_cseq(values: list[str]) -> CSeq:
+    return CSeq.parse(_one(values, "cseq"))
 
 
 def _checker_name_addr(key: str) -> Callable[[list[str]], None]:
@@ -658,7 +665,7 @@ _NAMES = {
 _REQUIRED = ("via", "call-id", "cseq", "from", "to")
 _REQUIRED_KEYS = frozenset(_REQUIRED)
 
-_CHECKS: dict[str, Callable[[list[str]], None]] = {
+_CHECKS: dict[str, Callable[[list[str]], object]] = {
     "via": _check_vias,
     "call-id": _check_call_id,
     "cseq": _check_cseq,
@@ -781,3 +788,6 @@ _VIEW_PATHS = View("path", _paths)
 _VIEW_SUPPORTED = View("supported", _supported)
 _VIEW_REQUIRE = View("require", _require)
 _VIEW_PROXY_REQUIRE = View("proxy-require", _proxy_require)
+
+# The views whose value a check returns (see _check).
+_HANDED_OVER: dict[str, View[Any]] = {"via": _VIEW_FIRST_VIA, "cseq": _VIEW_CSEQ}
