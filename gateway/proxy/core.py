@@ -594,7 +594,9 @@ class ProxyCore:
         """RFC 3261 §16.10: answer the CANCEL here, then cancel the forwarded INVITE."""
         forward = self._by_server.get(cancels) if cancels is not None else None
         self.layer.send_response(
-            make_response(cancel, 481 if forward is None else 200, to_tag=self._ids()), self._now
+            make_response(cancel, 481 if forward is None else 200, to_tag=self._ids()),
+            self._now,
+            key,
         )
         if forward is None or forward.answered:
             return
@@ -661,12 +663,12 @@ class ProxyCore:
         if listener is not None:
             self._dress(response, listener)
         if self.media is None:
-            self.layer.send_response(response, self._now)
+            self.layer.send_response(response, self._now, forward.server)
             return
         if status < 300 and _starts_call(forward.request) and self.dialogs is not None:
             assert forward.flow is not None
             self.dialogs.answered(forward.request, response, forward.source, forward.flow)
-        send = lambda: self.layer.send_response(response, self._now)  # noqa: E731
+        send = lambda: self.layer.send_response(response, self._now, forward.server)  # noqa: E731
         self.media.carry(response, send, lambda error: self._media_failed(response, error, send))
         if status >= 300 and _starts_call(forward.request):
             self.media.end(response.call_id)
@@ -852,7 +854,7 @@ class ProxyCore:
             self._log_call(forward, status)
             if self.media is not None and _starts_call(forward.request):
                 self.media.end(forward.request.call_id)
-        self.layer.send_response(response, self._now)
+        self.layer.send_response(response, self._now, forward.server)
 
     def _media_refused(self, forward: _Forward, error: MediaError) -> None:
         """The relay cannot serve a request's offer: refuse the request, with why."""

@@ -398,23 +398,27 @@ class TransactionLayer:
         self._start(txn, now, None, None)
         return key
 
-    def send_response(self, response: Response, now: float) -> None:
+    def send_response(
+        self, response: Response, now: float, key: TransactionKey | None = None
+    ) -> None:
         """Send ``response`` through the server transaction it answers.
 
-        The transaction is the one named by the response's top Via and CSeq
-        (the Via and CSeq of the request, §8.2.6.2). While an INVITE server
-        transaction is Accepted, each 2xx passes through: the TU retransmits
-        2xx responses itself (§13.3.1.4, RFC 6026).
+        The transaction is ``key``, the one the TU was given with the request,
+        or else the one named by the response's top Via and CSeq (the Via and
+        CSeq of the request, §8.2.6.2). While an INVITE server transaction is
+        Accepted, each 2xx passes through: the TU retransmits 2xx responses
+        itself (§13.3.1.4, RFC 6026).
         Produces output: call :meth:`datagrams_to_send`.
 
         Raises:
             LocalProtocolError: no live server transaction matches, or its state
                 does not allow this response (e.g. a second final response).
         """
-        try:
-            key = _server_key(response, response.cseq.method)
-        except (ParseError, IndexError) as exc:
-            raise LocalProtocolError(f"cannot match this response: {exc}") from exc
+        if key is None:
+            try:
+                key = _server_key(response, response.cseq.method)
+            except (ParseError, IndexError) as exc:
+                raise LocalProtocolError(f"cannot match this response: {exc}") from exc
         txn = self._server.get(key)
         if txn is None:
             raise LocalProtocolError(f"no server transaction for {response.status} ({key})")
