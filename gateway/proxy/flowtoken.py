@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from gateway.sip.flow import TRANSPORTS, Address, Flow
 
-__all__ = ["FlowTokens"]
+__all__ = ["FlowTokens", "remember"]
 
 _TRANSPORTS = sorted(TRANSPORTS)
 MAX_REMEMBERED = 10_000
@@ -58,7 +58,7 @@ class FlowTokens:
         """
         token = self._tokens.get(flow)
         if token is None:
-            token = _remember(self._tokens, flow, self._encode(flow))
+            token = remember(self._tokens, flow, self._encode(flow))
         return token
 
     def decode(self, token: str) -> Flow | None:
@@ -72,7 +72,7 @@ class FlowTokens:
             return known
         decoded = self._decode(token)
         if decoded is not None:
-            _remember(self._known, token, decoded)
+            remember(self._known, token, decoded)
         return decoded
 
     def _encode(self, flow: Flow) -> str:
@@ -118,7 +118,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _remember(known: dict[K, V], key: K, value: V) -> V:
+def remember(known: dict[K, V], key: K, value: V) -> V:
     """Store ``value`` under ``key``, dropping the oldest entry when full (dicts keep order)."""
     if len(known) >= MAX_REMEMBERED:
         del known[next(iter(known))]

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.proxy.flowtoken import FlowTokens
+from gateway.proxy.flowtoken import FlowTokens, remember
 from gateway.sip import Flow, NameAddr, Request, SipUri, Via
 from gateway.sip.flow import Address
+from gateway.sip.headers import Uri
 
 __all__ = [
     "BRANCH_PREFIX",
@@ -152,6 +153,8 @@ class RouteStamp:
             for lst in self.listeners
             for host, port in (lst.advertise, lst.local)
         }
+        # Route URI text -> our entry with a good token (see own_route).
+        self._own_routes: dict[str, OwnRoute] = {}
 
     # -- our sockets ---------------------------------------------------------
 
@@ -242,8 +245,21 @@ class RouteStamp:
         return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport};lr;ob>"
 
     def own_route(self, route: NameAddr) -> OwnRoute | None:
-        """The Route entry, if it is one of ours; with the flow its token names."""
-        uri = route.uri
+        """The Route entry, if it is one of ours; with the flow its token names.
+
+        Every request of a dialog carries the same entries, so ours with a good
+        token are remembered (a bounded number), as flow tokens are; any other
+        entry is read anew, so made-up ones cannot push good ones out.
+        """
+        known = self._own_routes.get(route.uri_text)
+        if known is not None:
+            return known
+        mine = self._own_route(route.uri)
+        if mine is not None and mine.flow is not None:
+            remember(self._own_routes, route.uri_text, mine)
+        return mine
+
+    def _own_route(self, uri: Uri) -> OwnRoute | None:
         if not isinstance(uri, SipUri):
             return None
         transport = uri.transport or ("tls" if uri.is_secure else "udp")
