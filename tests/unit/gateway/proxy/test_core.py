@@ -407,3 +407,17 @@ def test_registered_udp_client_gets_keepalives_while_registered() -> None:
         keepalives += [(data, flow) for data, flow in proxy.datagrams_to_send()]
     # Two while the 60 s registration lasts, then none.
     assert keepalives == [(b"\r\n\r\n", PHONE), (b"\r\n\r\n", PHONE)]
+
+
+def test_a_response_whose_upstream_via_was_mangled_still_goes_back_its_way(
+    proxy: ProxyCore,
+) -> None:
+    # The PBX answers with the browser's Via changed (a broken ALG, say): the
+    # response still belongs to Wedge's client transaction, so it goes back through
+    # the server transaction it answers, to the browser's own flow, as received.
+    invite = forwarded_invite(proxy)
+    ringing = answer(invite, 180, "Ringing").replace(b"branch=z9hG4bK1", b"branch=z9hG4bKmangled")
+    proxy.receive(ringing, PBX, 0.1)
+    ((response, flow),) = sent(proxy)
+    assert isinstance(response, Response) and response.status == 180
+    assert flow == BROWSER and response.via.branch == "z9hG4bKmangled"
