@@ -78,7 +78,17 @@ class Engine:
         if self.core is None:
             logger.info("message before start dropped flow=%s", flow)
             return
-        self.core.receive(data, flow, self.loop.time())
+        try:
+            self.core.receive(data, flow, self.loop.time())
+        except Exception:
+            # A bug of ours loses this one message, not the connection it came on
+            # (an exception out of data_received closes it) nor the calls on it.
+            end = data.find(b"\r\n")
+            logger.exception(
+                "! message dropped: internal error flow=%s first-line=%r",
+                flow,
+                data[: end if 0 <= end < 120 else 120],
+            )
         self._pump()
 
     def media_timeout(self, call_id: str) -> None:
@@ -181,7 +191,11 @@ class Engine:
         deadline, self._deadline = self._deadline, None
         now = self.loop.time()
         assert self.core is not None
-        self.core.handle_timer(max(deadline or now, now))
+        try:
+            self.core.handle_timer(max(deadline or now, now))
+        except Exception:
+            # The pump below re-arms the timer: one bad deadline must not stop them all.
+            logger.exception("! timer work failed: internal error")
         self._pump()
 
     def close(self) -> None:
