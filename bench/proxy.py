@@ -36,10 +36,12 @@ from gateway.proxy.routing import Listener, RouteStamp
 from gateway.server import tune_garbage_collector
 from gateway.sip import Flow, Request, Response, parse_message
 from gateway.transport.dns import TrunkResolver
+from tests.helpers.messages import answer  # the callee, as SIPp's uas.xml answers
 
 EDGE = ("127.0.0.3", 5060)
 CALLER = ("127.0.0.1", 5070)
 CALLEE = ("127.0.0.1", 5080)
+CONTACT = f"sip:callee@{CALLEE[0]}:{CALLEE[1]}"
 POLICY = f"""
 [media]
 relay = "none"
@@ -86,25 +88,6 @@ IN_DIALOG = (
 )
 
 
-def answer(request: Request, status: int, reason: str, tag: str, body: str = "") -> bytes:
-    """The callee's response, as SIPp's uas.xml writes it."""
-    lines = [f"SIP/2.0 {status} {reason}"]
-    lines += [f"Via: {value}" for value in request.headers.get_all("via")]
-    lines += [f"Record-Route: {value}" for value in request.headers.get_all("record-route")]
-    to = request.headers.get("to") or ""
-    lines += [
-        f"From: {request.headers.get('from')}",
-        f"To: {to};tag={tag}" if "tag=" not in to else f"To: {to}",
-        f"Call-ID: {request.call_id}",
-        f"CSeq: {request.cseq}",
-        f"Contact: <sip:callee@{CALLEE[0]}:{CALLEE[1]}>",
-    ]
-    if body:
-        lines.append("Content-Type: application/sdp")
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
-
-
 class Bench:
     """The core, and the time spent in it."""
 
@@ -145,8 +128,10 @@ class Bench:
         out = self.feed(invite_bytes, CALLER)
         forwarded = next(parse_message(d) for d, f in out if f.remote == CALLEE)
         assert isinstance(forwarded, Request)
-        self.feed(answer(forwarded, 180, "Ringing", f"u{n}"), CALLEE)
-        out = self.feed(answer(forwarded, 200, "OK", f"u{n}", SDP), CALLEE)
+        self.feed(answer(forwarded, 180, "Ringing", to_tag=f"u{n}", contact=CONTACT), CALLEE)
+        out = self.feed(
+            answer(forwarded, 200, "OK", to_tag=f"u{n}", contact=CONTACT, body=SDP), CALLEE
+        )
         ok = next(parse_message(d) for d, f in out if f.remote == CALLER)
         assert isinstance(ok, Response) and ok.status == 200
         routes = "".join(f"Route: {entry}\r\n" for entry in reversed(ok.record_routes))
@@ -160,7 +145,7 @@ class Bench:
         out = self.feed(IN_DIALOG.format(method="BYE", cseq=2, **dialog).encode(), CALLER)
         bye = next(parse_message(d) for d, f in out if f.remote == CALLEE)
         assert isinstance(bye, Request) and bye.method == "BYE"
-        out = self.feed(answer(bye, 200, "OK", f"u{n}"), CALLEE)
+        out = self.feed(answer(bye, 200, "OK", to_tag=f"u{n}", contact=CONTACT), CALLEE)
         assert any(f.remote == CALLER for _, f in out), "the BYE's 200 did not reach the caller"
         # Let the transactions end (Timer K, J, and the INVITE's) as time passes.
         self.now += 0.001
