@@ -444,9 +444,11 @@ class SipUri:
     header values still carry their ``%HH`` escapes, ``host`` keeps the brackets
     of an IPv6 reference. ``str()`` gives back the parsed text unchanged.
 
-    Build one with :func:`parse_uri`, with the constructor (components are
+    Build one with :func:`parse_uri`, with :meth:`build` (components are
     validated and a :class:`LocalProtocolError` names a bad one), or from another
-    with :meth:`replace`, :meth:`with_param` and :meth:`without_param`.
+    with :meth:`replace`, :meth:`with_param` and :meth:`without_param`. The
+    constructor itself takes components already checked, by the parser or by
+    :meth:`build`, and checks nothing.
     """
 
     __slots__ = (
@@ -475,8 +477,9 @@ class SipUri:
     _text: str
     _user: str | None
 
-    def __init__(
-        self,
+    @classmethod
+    def build(
+        cls,
         host: str,
         *,
         scheme: str = "sip",
@@ -485,7 +488,8 @@ class SipUri:
         port: int | None = None,
         params: Iterable[Param] = (),
         headers: Iterable[Header] = (),
-    ) -> None:
+    ) -> SipUri:
+        """A URI from its components, each checked against RFC 3261's grammar."""
         scheme = scheme.lower()
         if scheme not in ("sip", "sips"):
             raise LocalProtocolError(f"not a SIP URI scheme: {scheme!r}")
@@ -503,7 +507,7 @@ class SipUri:
             raise LocalProtocolError(f"not a port: {port!r}")
         params_t = _check_params(params)
         headers_t = _check_headers(headers)
-        self._fill(
+        return cls(
             scheme,
             user,
             password,
@@ -516,7 +520,7 @@ class SipUri:
             None,
         )
 
-    def _fill(
+    def __init__(
         self,
         scheme: str,
         user: str | None,
@@ -529,6 +533,11 @@ class SipUri:
         headers: tuple[Header, ...] | None,
         text: str | None,
     ) -> None:
+        """Components already checked: use :func:`parse_uri` or :meth:`build`.
+
+        ``params`` and ``headers`` may be None (split from the raw text when first
+        read); ``text`` None renders the URI canonically.
+        """
         self._scheme = scheme
         self._user = user
         self._password = password
@@ -674,7 +683,7 @@ class SipUri:
             new_password = self._password if new_user is not None else None
         else:
             new_password = password
-        return SipUri(
+        return SipUri.build(
             self._host if host is _MISSING else host,
             scheme=self._scheme if scheme is _MISSING else scheme,
             user=new_user,
@@ -716,8 +725,7 @@ class SipUri:
 
     def _with_params(self, params: tuple[Param, ...]) -> SipUri:
         # Everything else is already valid: skip the constructor's checks.
-        uri = SipUri.__new__(SipUri)
-        uri._fill(
+        return SipUri(
             self._scheme,
             self._user,
             self._password,
@@ -729,7 +737,6 @@ class SipUri:
             self._headers,
             None,
         )
-        return uri
 
     # --- comparison ------------------------------------------------------
 
@@ -813,19 +820,9 @@ def _parse_sip(match: re.Match[str], text: str) -> SipUri:
         raise ParseError("port out of range")
     if host[0] == "[" and _ipv6(host[1:-1]) is None:
         raise ParseError("bad IPv6 reference")
-    uri = SipUri.__new__(SipUri)
-    uri._scheme = scheme.lower()
-    uri._user = user
-    uri._password = password
-    uri._host = host
-    uri._port = port
-    uri._params_raw = params_raw
-    uri._params = None
-    uri._headers_raw = headers_raw or ""
-    uri._headers = None
-    uri._cmp = None
-    uri._text = text
-    return uri
+    return SipUri(
+        scheme.lower(), user, password, host, port, params_raw, None, headers_raw or "", None, text
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -849,7 +846,9 @@ class TelUri:
     _params_raw: str
     _text: str
 
-    def __init__(self, number: str, params: Iterable[Param] = ()) -> None:
+    @classmethod
+    def build(cls, number: str, params: Iterable[Param] = ()) -> TelUri:
+        """A tel URI from its number and parameters, checked against RFC 3966."""
         params_t = tuple(params)
         try:
             parsed = parse_uri("tel:" + number + _render_params(params_t))
@@ -858,9 +857,10 @@ class TelUri:
         # Re-parsing alone would let a ";" inside a value add a parameter.
         if not isinstance(parsed, TelUri) or parsed.number != number or parsed.params != params_t:
             raise LocalProtocolError(f"not a tel URI number/params: {number!r}")
-        self._fill(number, parsed._params_raw, str(parsed))
+        return parsed
 
-    def _fill(self, number: str, params_raw: str, text: str) -> None:
+    def __init__(self, number: str, params_raw: str, text: str) -> None:
+        """Components already checked: use :func:`parse_uri` or :meth:`build`."""
         self._number = number
         self._params_raw = params_raw
         self._params = None
@@ -945,8 +945,7 @@ def _param_sort(item: tuple[str, str | None]) -> tuple[str, str]:
 
 def _parse_tel(match: re.Match[str], text: str) -> TelUri:
     number, params_raw = match.groups()
-    uri = TelUri.__new__(TelUri)
-    uri._fill(number, params_raw, text)
+    uri = TelUri(number, params_raw, text)
     # RFC 3966 §5.1.5: "local numbers MUST have a 'phone-context' parameter".
     if number[0] != "+" and not uri.has_param("phone-context"):
         raise ParseError("tel URI local number without phone-context")
@@ -972,7 +971,9 @@ class AbsoluteUri:
     _scheme: str
     _text: str
 
-    def __init__(self, scheme: str, opaque: str) -> None:
+    @classmethod
+    def build(cls, scheme: str, opaque: str) -> AbsoluteUri:
+        """An absolute URI from its scheme and the rest, checked against RFC 3261."""
         try:
             parsed = parse_uri(f"{scheme}:{opaque}")
         except ParseError as exc:
@@ -981,9 +982,13 @@ class AbsoluteUri:
             raise LocalProtocolError(f"use SipUri or TelUri for {scheme!r}")
         if parsed._scheme != scheme.lower() or parsed._opaque != opaque:
             raise LocalProtocolError(f"not a URI scheme: {scheme!r}")
-        self._scheme = parsed._scheme
-        self._opaque = parsed._opaque
-        self._text = parsed._text
+        return parsed
+
+    def __init__(self, scheme: str, opaque: str, text: str) -> None:
+        """Components already checked: use :func:`parse_uri` or :meth:`build`."""
+        self._scheme = scheme
+        self._opaque = opaque
+        self._text = text
 
     @property
     def scheme(self) -> str:
@@ -1038,8 +1043,4 @@ def parse_uri(text: str) -> SipUri | TelUri | AbsoluteUri:
     absolute = _ABSOLUTE_URI.fullmatch(text)
     if absolute is None:
         raise ParseError("malformed URI")
-    uri = AbsoluteUri.__new__(AbsoluteUri)
-    uri._scheme = lower
-    uri._opaque = absolute.group(2)
-    uri._text = text
-    return uri
+    return AbsoluteUri(lower, absolute.group(2), text)

@@ -475,15 +475,15 @@ def test_absolute_uri_comparison_and_constructor() -> None:
     assert a == parse_uri("im:alice@example.com")
     assert hash(a) == hash(parse_uri("im:alice@example.com"))
     assert a != parse_uri("im:Alice@example.com")
-    built = AbsoluteUri("urn", "service:sos")
+    built = AbsoluteUri.build("urn", "service:sos")
     assert str(built) == "urn:service:sos"
     assert built == parse_uri("URN:service:sos")
     with pytest.raises(LocalProtocolError):
-        AbsoluteUri("sip", "alice@example.com")
+        AbsoluteUri.build("sip", "alice@example.com")
     with pytest.raises(LocalProtocolError):
-        AbsoluteUri("urn", "a b")
+        AbsoluteUri.build("urn", "a b")
     with pytest.raises(LocalProtocolError):
-        AbsoluteUri("urn:x", "y")
+        AbsoluteUri.build("urn:x", "y")
 
 
 # --- RFC 3261 §19.1.4 comparison ----------------------------------------------
@@ -684,14 +684,14 @@ def test_replace() -> None:
 
 
 def test_constructor() -> None:
-    rr = SipUri(
+    rr = SipUri.build(
         "proxy.example.com", port=5061, params=[("transport", "tls"), ("lr", None), ("r2", "on")]
     )
     assert str(rr) == "sip:proxy.example.com:5061;transport=tls;lr;r2=on"
     assert rr == parse_uri("sip:proxy.example.com:5061;transport=tls;lr;r2=on")
-    full = SipUri("h", scheme="SIPS", user="a%20b", password="", headers=[("x", "")])
+    full = SipUri.build("h", scheme="SIPS", user="a%20b", password="", headers=[("x", "")])
     assert str(full) == "sips:a%20b:@h?x="
-    assert str(SipUri("::1")) == "sip:[::1]"
+    assert str(SipUri.build("::1")) == "sip:[::1]"
 
 
 # --- escaping ------------------------------------------------------------------
@@ -794,15 +794,15 @@ def test_tel_comparison(a: str, b: str, equal: bool) -> None:
 
 
 def test_tel_constructor() -> None:
-    uri = TelUri("+1-201-555-0123", [("ext", "22")])
+    uri = TelUri.build("+1-201-555-0123", [("ext", "22")])
     assert str(uri) == "tel:+1-201-555-0123;ext=22"
     assert uri == parse_uri("tel:+12015550123;ext=22")
     with pytest.raises(LocalProtocolError):
-        TelUri("1234")
+        TelUri.build("1234")
     with pytest.raises(LocalProtocolError):
-        TelUri("+1;ext=2")
+        TelUri.build("+1;ext=2")
     with pytest.raises(LocalProtocolError):
-        TelUri("+1", [("a", "b;c=d")])
+        TelUri.build("+1", [("a", "b;c=d")])
 
 
 # --- properties -------------------------------------------------------------------
