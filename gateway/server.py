@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 import dns.asyncresolver
 import dns.nameserver
 
+import gateway.sip.message
 from gateway.config import Config, MediaRelay, MediaSettings
 from gateway.config import Listener as ListenerSpec
 from gateway.engine import Engine
@@ -334,6 +335,12 @@ def wedge_version() -> str:
         return "0"
 
 
+def core_build() -> str:
+    """``compiled`` when the signalling core runs as mypyc's C extensions (see
+    setup.py), ``pure`` when it runs as the Python it is written in."""
+    return "pure" if gateway.sip.message.__file__.endswith(".py") else "compiled"
+
+
 def tune_garbage_collector() -> None:
     """Keep the cyclic garbage collector from pausing the loop under load.
 
@@ -389,7 +396,7 @@ async def _serve(config: Config, place: WorkerPlace | None) -> None:
     tune_garbage_collector()
     if place is not None:
         os.write(place.ready, b"r")
-    logger.info("wedge running; Ctrl-C or SIGTERM stops it")
+    logger.info("wedge running build=%s; Ctrl-C or SIGTERM stops it", core_build())
     await stop.wait()
     logger.info("stopping: draining transactions (up to %.0f s)", DRAIN_TIMEOUT)
     await server.stop()

@@ -506,7 +506,7 @@ class Resolution:
         # RFC 3403 §4.1: lower order first, then lower preference. Stable sort
         # keeps the server's order for ties.
         usable.sort(key=lambda item: (item[0], item[1]))
-        plan = list(dict.fromkeys((name, transport) for _, _, name, transport in usable))
+        plan = list(dict.fromkeys([(name, transport) for _, _, name, transport in usable]))
         if plan:
             self._query_srv(plan, chain, from_naptr=True)
         else:
@@ -526,7 +526,7 @@ class Resolution:
         self._srv_plan = [(Query(name, RecordType.SRV), t) for name, t in plan]
         self._srv_chain = chain
         self._srv_from_naptr = from_naptr
-        self._enter(_Phase.SRV, list(dict.fromkeys(q for q, _ in self._srv_plan)))
+        self._enter(_Phase.SRV, list(dict.fromkeys([q for q, _ in self._srv_plan])))
 
     def _srv_done(self) -> None:
         hops: list[_Hop] = []
@@ -565,7 +565,7 @@ class Resolution:
         self._resolve_hops([_Hop(transport, self._host, DEFAULT_PORTS[transport], chain)])
 
     def _resolve_hops(self, hops: list[_Hop]) -> None:
-        hosts = list(dict.fromkeys(h.host for h in hops if not is_ip(h.host)))[:MAX_TARGETS]
+        hosts = list(dict.fromkeys([h.host for h in hops if not is_ip(h.host)]))[:MAX_TARGETS]
         allowed = set(hosts)
         self._hops = [h for h in hops if h.host in allowed or is_ip(h.host)]
         batch = [Query(host, rtype) for host in hosts for rtype in self._address_types]

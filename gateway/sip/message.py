@@ -387,7 +387,9 @@ def parse_message(data: bytes) -> Request | Response:
             raise ParseError("missing empty line after the header fields")
         # A datagram that ends after its last header line, without the empty line:
         # read it as a message with no body, so a real error in it is still named.
-        end_of_head = len(data) - 2
+        # Never before ``start`` (nothing but CRLFs): compiled by mypyc, a reversed
+        # bytes slice raises instead of giving b"".
+        end_of_head = max(len(data) - 2, start)
     if end_of_head - start > MAX_HEADER_SIZE:
         raise ParseError("header block too large", 513)
     lines = data[start:end_of_head].decode("utf-8", "surrogateescape").split("\r\n")

@@ -1,0 +1,67 @@
+"""Wedge's build: the signalling core compiled to C by mypyc, where a compiler is.
+
+The packages in ``COMPILED`` are plain, strictly typed Python. mypyc turns each
+module into a C extension that runs the same code with native attribute access
+and calls; ``bench/proxy.py`` measures what it buys. Where there is no C compiler
+(or with ``WEDGE_PURE=1``) Wedge installs as the pure Python it is written in and
+runs the same, more slowly: ``wedge run`` logs which build it runs.
+
+Everything else about the package is in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+COMPILED = ["gateway/sip", "gateway/transaction", "gateway/proxy"]
+"""The per-message path: the SIP parser, the transaction layer and the proxy core."""
+
+# Imports from outside the compiled packages stay Python objects, typed or not: the
+# build environment need not have the runtime dependencies' type information.
+MYPY_FLAGS = ["--ignore-missing-imports"]
+
+
+def _note(text: str) -> None:
+    print(f"wedge build: {text}", file=sys.stderr)
+
+
+def _compiled_modules() -> list[Any]:
+    if os.environ.get("WEDGE_PURE"):
+        _note("WEDGE_PURE is set: installing pure Python")
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        _note("mypyc is not installed: installing pure Python")
+        return []
+    return list(mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3"))
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the compiled modules, or none of them: a failed compile (no compiler,
+    no Python headers) leaves the pure Python modules in charge, never half a set."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # the compiler's errors have no common base
+            for path in self.get_outputs():
+                if os.path.exists(path):
+                    os.remove(path)
+            _note(f"compiling failed ({exc}); installing pure Python, which runs slower")
+            _note("for the compiled build: apt-get install gcc python3-dev, then reinstall")
+            return
+        if self.inplace:
+            # Each module in the source tree now matches its source, rebuilt or not: date
+            # them so. An extension older than its source is how tests/conftest.py tells
+            # an edit that was never compiled.
+            for extension in self.extensions:
+                os.utime(self.get_ext_fullpath(extension.name))
+
+
+setup(ext_modules=_compiled_modules(), cmdclass={"build_ext": OptionalBuildExt})

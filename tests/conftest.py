@@ -1,0 +1,36 @@
+"""Checks that hold for the whole suite, before any test runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.server import core_build
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stale_extensions() -> list[str]:
+    """Sources edited since setup.py compiled them in place: their old C extension
+    would still be the module imported, and the edit would go untested."""
+    stale = []
+    for extension in ROOT.glob("gateway/**/*.so"):
+        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+            stale.append(str(source.relative_to(ROOT)))
+    return sorted(stale)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = _stale_extensions()
+    if stale:
+        raise pytest.UsageError(
+            f"{', '.join(stale)} changed after it was compiled: ./scripts/test recompiles "
+            "(or `.venv/bin/python setup.py -q build_ext --inplace`; deleting the .so "
+            "files tests the pure Python instead)"
+        )
+
+
+def pytest_report_header() -> str:
+    return f"wedge build: {core_build()}"
