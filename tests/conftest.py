@@ -9,13 +9,15 @@ import pytest
 from gateway.server import core_build
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("gateway", "sdp", "media", "certs")
 
 
 def _stale_extensions() -> list[str]:
     """Sources edited since setup.py compiled them in place: their old C extension
     would still be the module imported, and the edit would go untested."""
     stale = []
-    for extension in ROOT.glob("gateway/**/*.so"):
+    extensions = (so for package in PACKAGES for so in (ROOT / package).glob("**/*.so"))
+    for extension in extensions:
         source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
         if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
             stale.append(str(source.relative_to(ROOT)))
