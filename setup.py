@@ -18,8 +18,15 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ["gateway/sip", "gateway/transaction", "gateway/proxy"]
-"""The per-message path: the SIP parser, the transaction layer and the proxy core."""
+COMPILED = [
+    "gateway/sip",
+    "gateway/transaction",
+    "gateway/proxy",
+    "gateway/policy.py",
+    "gateway/workers/dispatch.py",
+]
+"""The per-message path: the SIP parser, transactions, the proxy core, the routing
+policy and the frames SIP workers pass each other."""
 
 # Imports from outside the compiled packages stay Python objects, typed or not: the
 # build environment need not have the runtime dependencies' type information (and
@@ -40,7 +47,10 @@ def _compiled_modules() -> list[Any]:
     except ImportError:
         _note("mypyc is not installed: installing pure Python")
         return []
-    return list(mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3"))
+    # A fixed name for the shared library the compiled modules live in (mypyc would
+    # name it after a hash of COMPILED): an editable install maps top-level modules
+    # by name once, when installed.
+    return list(mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3", group_name="wedge_core"))
 
 
 class OptionalBuildExt(build_ext):

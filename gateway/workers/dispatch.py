@@ -99,7 +99,7 @@ _LENGTH = 4
 
 def pack_frames(frames: list[bytes]) -> bytes:
     """Frames in one datagram, each after its length (4 bytes, big-endian)."""
-    return b"".join(len(frame).to_bytes(_LENGTH, "big") + frame for frame in frames)
+    return b"".join([len(frame).to_bytes(_LENGTH, "big") + frame for frame in frames])
 
 
 def unpack_frames(data: bytes) -> list[bytes]:
