@@ -559,8 +559,54 @@ def _check_vias(values: list[str]) -> Via:
     return Via.from_match(top)
 
 
+class _Accepted:
+    """Values that passed one check lately, so it runs once per value, not per message.
+
+    The messages of a dialog repeat their Call-ID, From, To, Contact and route set, and
+    a set lookup costs a small fraction of a grammar match. Bounded: emptied when full,
+    so values that never repeat (a flood of new calls, garbage) cost one insertion
+    each, and values longer than any usual header are checked every time instead of
+    being kept.
+    """
+
+    __slots__ = ("_check", "_seen")
+
+    def __init__(self, check: Callable[[str], bool]) -> None:
+        self._check = check
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> bool:
+        seen = self._seen
+        if value in seen:
+            return True
+        if not self._check(value):
+            return False
+        if len(value) <= _ACCEPTED_LONGEST:
+            if len(seen) >= _ACCEPTED_MAX:
+                seen.clear()
+            seen.add(value)
+        return True
+
+
+_ACCEPTED_MAX = 4096
+"""Values each :class:`_Accepted` remembers: a few thousand dialogs' worth."""
+_ACCEPTED_LONGEST = 256
+"""The longest value remembered, so each :class:`_Accepted` holds about 1 MB at most."""
+
+_is_call_id = _Accepted(lambda value: grammar.call_id_re.fullmatch(value) is not None)
+_is_name_addr = _Accepted(lambda value: grammar.name_addr_re.fullmatch(value) is not None)
+
+
+def _is_bracketed_name_addr(value: str) -> bool:
+    match = grammar.name_addr_re.fullmatch(value)
+    return match is not None and match[2] is not None
+
+
+_is_route_entry = _Accepted(_is_bracketed_name_addr)
+
+
 def _check_call_id(values: list[str]) -> None:
-    if grammar.call_id_re.fullmatch(_one(values, "call-id")) is None:
+    if not _is_call_id(_one(values, "call-id")):
         raise ParseError("malformed Call-ID")
 
 
@@ -574,7 +620,7 @@ def _checker_name_addr(key: str) -> Callable[[list[str]], None]:
 
     def check(values: list[str]) -> None:
         value = _one(values, key)
-        if grammar.name_addr_re.fullmatch(value) is None:
+        if not _is_name_addr(value):
             raise ParseError(_name_addr_problem(value, name))
 
     return check
@@ -621,7 +667,7 @@ def _check_contacts(values: list[str]) -> None:
         for value in grammar.split_commas(line) if "," in line else (line,):
             if value == "*":
                 raise ParseError("Contact * must stand alone")
-            if grammar.name_addr_re.fullmatch(value) is None:
+            if not _is_name_addr(value):
                 raise ParseError(_name_addr_problem(value, "Contact"))
 
 
@@ -632,8 +678,7 @@ def _checker_route_list(key: str) -> Callable[[list[str]], None]:
     def check(values: list[str]) -> None:
         for line in values:
             for value in grammar.split_commas(line):
-                match = grammar.name_addr_re.fullmatch(value)
-                if match is None or match[2] is None:
+                if not _is_route_entry(value):
                     raise ParseError(f"malformed {name}")
 
     return check

@@ -13,7 +13,14 @@ from gateway.sip import (
     make_cancel,
     parse_message,
 )
-from gateway.sip.message import MAX_HEADERS, MAX_MESSAGE_SIZE, MAX_VIAS
+from gateway.sip.message import (
+    _ACCEPTED_LONGEST,
+    _ACCEPTED_MAX,
+    MAX_HEADERS,
+    MAX_MESSAGE_SIZE,
+    MAX_VIAS,
+    _Accepted,
+)
 from tests.helpers.messages import SDP, invite, response
 
 
@@ -174,6 +181,36 @@ def test_route_must_be_a_name_addr() -> None:
     ]
     with pytest.raises(ParseError, match="Route"):
         parse_message(invite(extra="Route: sip:p1.example.com\r\n"))
+
+
+def test_a_value_accepted_by_one_grammar_is_not_taken_by_a_stricter_one() -> None:
+    # A bare addr-spec is a good From (and is remembered as one), never a Route entry.
+    bare = "sip:p1.example.com"
+    from_line = b'From: "Alice" <sip:alice@atlanta.example.com>;tag=9fxced76sl'
+    assert from_line in invite()
+    parse_message(invite().replace(from_line, f"From: {bare};tag=1".encode()))
+    with pytest.raises(ParseError, match="Route"):
+        parse_message(invite(extra=f"Route: {bare}\r\n"))
+
+
+def test_accepted_values_are_checked_once_and_the_memory_is_bounded() -> None:
+    checked: list[str] = []
+
+    def check(value: str) -> bool:
+        checked.append(value)
+        return value.startswith("ok")
+
+    accepted = _Accepted(check)
+    assert accepted("ok-1") and accepted("ok-1")
+    assert not accepted("bad") and not accepted("bad")
+    assert checked == ["ok-1", "bad", "bad"]  # refusals are never remembered
+    long = "ok" + "x" * _ACCEPTED_LONGEST
+    assert accepted(long) and accepted(long)
+    assert checked.count(long) == 2  # too long to keep
+    for n in range(_ACCEPTED_MAX):
+        accepted(f"ok{n}")
+    assert accepted("ok-1")
+    assert checked.count("ok-1") == 2  # the full set was emptied, and it came back
 
 
 @pytest.mark.parametrize(
