@@ -724,7 +724,7 @@ class SipUri:
         return self._with_params(kept)
 
     def _with_params(self, params: tuple[Param, ...]) -> SipUri:
-        # Everything else is already valid: skip the constructor's checks.
+        # Everything else is already valid: skip build()'s checks.
         return SipUri(
             self._scheme,
             self._user,
