@@ -1,10 +1,13 @@
-"""Wedge's build: the signalling core compiled to C by mypyc, where a compiler is.
+"""Wedge's build: the signalling core compiled to C by mypyc, and the media relay's
+fast path in C, where a compiler is.
 
 The packages in ``COMPILED`` are plain, strictly typed Python. mypyc turns each
 module into a C extension that runs the same code with native attribute access
-and calls; ``bench/proxy.py`` measures what it buys. Where there is no C compiler
-(or with ``WEDGE_PURE=1``) Wedge installs as the pure Python it is written in and
-runs the same, more slowly: ``wedge run`` logs which build it runs.
+and calls; ``bench/proxy.py`` measures what it buys. ``media/_forward.c`` forwards
+the packets of established media streams socket to socket (``media/relay.py`` says
+when); ``bench/relay.py`` measures it. Where there is no C compiler (or with
+``WEDGE_PURE=1``) Wedge installs as the pure Python it is written in and runs the
+same, more slowly: ``wedge run`` logs which build it runs.
 
 Everything else about the package is in ``pyproject.toml``.
 """
@@ -15,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
@@ -39,19 +42,25 @@ def _note(text: str) -> None:
     print(f"wedge build: {text}", file=sys.stderr)
 
 
+FORWARDER = Extension("media._forward", ["media/_forward.c"], extra_compile_args=["-O2"])
+"""The relay's fast path, plain C: it needs Linux's recvmmsg."""
+
+
 def _compiled_modules() -> list[Any]:
     if os.environ.get("WEDGE_PURE"):
         _note("WEDGE_PURE is set: installing pure Python")
         return []
+    native = [FORWARDER] if sys.platform == "linux" else []
     try:
         from mypyc.build import mypycify
     except ImportError:
-        _note("mypyc is not installed: installing pure Python")
-        return []
+        _note("mypyc is not installed: the signalling core stays pure Python")
+        return native
     # A fixed name for the shared library the compiled modules live in (mypyc would
     # name it after a hash of COMPILED): an editable install maps top-level modules
     # by name once, when installed.
-    return list(mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3", group_name="wedge_core"))
+    compiled = mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3", group_name="wedge_core")
+    return [*compiled, *native]
 
 
 class OptionalBuildExt(build_ext):

@@ -41,6 +41,7 @@ from gateway.transport.udp import open_udp
 from gateway.transport.ws import ProcessRequest, open_ws
 from gateway.workers.link import WorkerLink
 from gateway.workers.supervisor import WorkerPlace, run_workers
+from media import fastpath
 from media.builtin import RelaySettings
 from media.control import MediaControl
 from media.endpoint import start_builtin
@@ -336,9 +337,14 @@ def wedge_version() -> str:
 
 
 def core_build() -> str:
-    """``compiled`` when the signalling core runs as mypyc's C extensions (see
-    setup.py), ``pure`` when it runs as the Python it is written in."""
-    return "pure" if gateway.sip.message.__file__.endswith(".py") else "compiled"
+    """``compiled`` when the signalling core runs as mypyc's C extensions and the media
+    relay has its fast path in C (see setup.py), ``pure`` when both run as the Python
+    they are written in; ``compiled-core-only`` or ``compiled-relay-only`` (a build
+    without mypyc) when only one is."""
+    core = not gateway.sip.message.__file__.endswith(".py")
+    if core == fastpath.NATIVE:
+        return "compiled" if core else "pure"
+    return "compiled-core-only" if core else "compiled-relay-only"
 
 
 def tune_garbage_collector() -> None:

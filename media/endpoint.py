@@ -1,15 +1,19 @@
 """The built-in relay's shell: UDP sockets from a port range, and one periodic timer.
 
-Each relay port is a UDP socket bound synchronously (so an offer gets its ports
-without waiting) and then handed to the loop as a datagram endpoint, whose
-``datagram_received`` is the port's pure :meth:`~media.relay.RelayPort.receive`
-itself. With uvloop the receive loop runs in C: measured with ``bench/relay.py``,
-this forwards more packets per CPU second than draining the socket from Python on
-``add_reader`` readiness, which pays a Python exception for every empty read.
-Datagrams that arrive before the endpoint is attached wait in the socket's buffer.
+Each relay port is a UDP socket bound synchronously, so an offer gets its ports
+without waiting. Where Wedge was built with the relay's C fast path
+(:mod:`media.fastpath`), the port's :class:`~media.fastpath.Forwarder` is the
+socket's reader: it forwards established streams itself and hands every other
+datagram to the port's pure :meth:`~media.relay.RelayPort.receive`. Without it the
+socket is a datagram endpoint of the loop whose ``datagram_received`` is ``receive``
+itself: with uvloop the receive loop runs in C, which measured faster with
+``bench/relay.py`` than draining the socket from Python on ``add_reader`` readiness
+(that pays a Python exception for every empty read); datagrams that arrive before the
+endpoint is attached wait in the socket's buffer.
+
 The port sends with the socket's ``sendto`` and reads ``time.monotonic``, the
-relay's one clock: as cheap as ``loop.time()``, which uvloop keeps in whole
-milliseconds, too coarse for the jitter of 8 kHz audio.
+relay's one clock (the fast path's too): as cheap as ``loop.time()``, which uvloop
+keeps in whole milliseconds, too coarse for the jitter of 8 kHz audio.
 
 Ports are taken from the configured range by a cursor that moves on, so a port just
 freed is the last to be used again and late packets of an ended call do not reach
@@ -25,13 +29,17 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from media import fastpath
 from media.builtin import BuiltinRelay, RelaySettings
 from media.control import MediaError
 from media.dtls import DtlsCertificate
 from media.relay import RelayPort
 from media.session import SessionSettings
+
+if TYPE_CHECKING:  # only built with a C compiler: see media.fastpath
+    from media._forward import Forwarder
 
 __all__ = ["PortPool", "start_builtin"]
 
@@ -57,6 +65,7 @@ class PortPool:
         self._family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self._sockets: dict[int, socket.socket] = {}
         self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._forwarders: dict[int, Forwarder] = {}
 
     @property
     def in_use(self) -> int:
@@ -97,6 +106,11 @@ class PortPool:
     def _close(self, number: int) -> None:
         sock = self._sockets.pop(number, None)
         transport = self._transports.pop(number, None)
+        forwarder = self._forwarders.pop(number, None)
+        if forwarder is not None and sock is not None:
+            # Before the socket closes: its descriptor number may soon be another's.
+            forwarder.close()
+            self.loop.remove_reader(sock.fileno())
         if transport is not None:
             transport.close()  # closes the socket too
         elif sock is not None:
@@ -114,7 +128,11 @@ class PortPool:
         sock.setblocking(False)
         port = RelayPort(number, sock.sendto, time.monotonic)
         self._sockets[number] = sock
-        self.loop.create_task(self._attach(number, sock, port))
+        if fastpath.NATIVE:
+            port.fast = self._forwarders[number] = fastpath.Forwarder(sock.fileno(), port.receive)
+            self.loop.add_reader(sock.fileno(), port.fast.drain)
+        else:
+            self.loop.create_task(self._attach(number, sock, port))
         return port
 
     async def _attach(self, number: int, sock: socket.socket, port: RelayPort) -> None:

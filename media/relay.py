@@ -23,20 +23,31 @@ The shell gives each port a ``send`` function (the socket's ``sendto``) and a cl
 and makes :meth:`RelayPort.receive` the socket's datagram handler. This is the hot
 path: for most packets that one call does all the work but the statistics and SRTP,
 it allocates only the packets SRTP makes, and it logs nothing but a bug of its own.
+
+Where Wedge was built with its C fast path (:mod:`media.fastpath`), the shell reads
+the socket with the port's :attr:`RelayPort.fast` instead, and :meth:`RelayPort.sync`
+keeps it told what ``receive`` would do with an established stream's packets: from
+which source it takes them, which SRTP session unprotects them, which ports they
+leave by, protected how and sent where. Those packets it forwards itself; all else
+comes to ``receive``. So every change to what decides that calls ``sync``: here
+(latching, ICE checks, DTLS, consent) and in :mod:`media.session` (offer and answer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from media.dtls import DtlsCertificate, DtlsRole, DtlsSrtpEndpoint, DtlsState
+from media.fastpath import new_stats
 from media.ice import IceLite
 from media.rtp import (
     MIN_RTCP,
     MIN_RTP,
-    ReceiveStats,
+    RtpStats,
     is_dtls,
     is_rtp_or_rtcp,
     is_stun,
@@ -45,6 +56,9 @@ from media.rtp import (
 )
 from media.srtp import SrtpContext, SrtpError
 from sdp.attributes import Fingerprint
+
+if TYPE_CHECKING:  # only built with a C compiler: see media.fastpath
+    from media._forward import Forwarder
 
 __all__ = ["Address", "RelayPort", "Send", "StreamEnd"]
 
@@ -76,7 +90,7 @@ class StreamEnd:
         """The payload types of this ``m=`` line, to tell bundled streams apart."""
         self.sending = True
         """The party sends on this stream (its direction allows it): for the timeout."""
-        self.stats = ReceiveStats()
+        self.stats: RtpStats = new_stats()
 
 
 class RelayPort:
@@ -93,13 +107,14 @@ class RelayPort:
         "_by_ssrc",
         "_certificate",
         "_dtls_role",
+        "_last_received",
         "clock",
         "consent",
         "dropped",
         "dtls",
+        "fast",
         "fingerprints",
         "ice",
-        "last_received",
         "latched",
         "number",
         "remote",
@@ -127,9 +142,11 @@ class RelayPort:
         self.fingerprints: tuple[Fingerprint, ...] = ()
         self.consent = True
         """RFC 7675: the party still sends consent checks (ICE legs only)."""
-        self.last_received = 0.0
-        """When the last RTP or RTCP packet arrived (0: never)."""
+        self._last_received = 0.0
         self.dropped: Counter[str] = Counter()
+        """Why packets were dropped here, counted (the fast path counts its own)."""
+        self.fast: Forwarder | None = None
+        """The C fast path reading this port's socket, where the shell has one."""
         self._by_payload_type: dict[int, StreamEnd] = {}
         self._by_ssrc: dict[int, StreamEnd] = {}
         self._certificate: DtlsCertificate | None = None
@@ -169,6 +186,67 @@ class RelayPort:
         if self.ice is not None:
             return self.ice.selected if self.consent else None
         return self.remote
+
+    @property
+    def last_received(self) -> float:
+        """When the last RTP or RTCP packet arrived (0: never)."""
+        fast = self.fast
+        return self._last_received if fast is None else max(self._last_received, fast.last_received)
+
+    @property
+    def drops(self) -> int:
+        """Packets dropped on this port, for every reason."""
+        fast = self.fast
+        return sum(self.dropped.values()) + (0 if fast is None else fast.dropped)
+
+    # -- the fast path -------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Tell the fast path what :meth:`receive` now does with established streams.
+
+        What leaves this port: to :meth:`destination`, protected if the leg is SRTP;
+        none by the fast path before there is a destination, or keys on an SRTP leg.
+        What arrives: only when the port carries one stream that has a peer, from the
+        one source media is accepted from without a question (the latched address;
+        with ICE, the selected one), and with the keys on an SRTP leg. Anything else
+        is for :meth:`receive`, which also counts why a packet was dropped.
+        """
+        fast = self.fast
+        if fast is None:
+            return
+        srtp = self.srtp
+        ready = srtp is not None or not self.secure
+        sessions = (0, 0) if srtp is None else srtp.sessions
+        destination = self.destination()
+        # A host name, not an address, stops the fast path's sending: receive sends.
+        with contextlib.suppress(ValueError):
+            if ready and sessions is not None and destination is not None:
+                fast.send_to(destination, sessions[0], srtp)
+            else:
+                fast.send_to(None, 0, None)
+        source = self._established_source()
+        streams = self.streams
+        peer = streams[0].peer if len(streams) == 1 else None
+        if (
+            source is None
+            or peer is None
+            or not ready
+            or sessions is None
+            or peer.rtp.fast is None
+            or peer.rtcp.fast is None
+        ):
+            fast.disarm()
+            return
+        # A host name is no address the fast path can compare: accept disarms.
+        with contextlib.suppress(ValueError):
+            fast.accept(source, sessions[1], srtp, peer.rtp.fast, peer.rtcp.fast, streams[0].stats)
+
+    def _established_source(self) -> Address | None:
+        ice = self.ice
+        if ice is not None:
+            selected = ice.selected
+            return selected if selected is not None and ice.is_valid(selected) else None
+        return self.remote if self.latched else None
 
     # -- the hot path ---------------------------------------------------------------------
     #
@@ -216,7 +294,8 @@ class RelayPort:
                 # Symmetric latching (RFC 4961): send where the party sends from.
                 self.remote = source
                 self.latched = True
-            now = self.last_received = self.clock()
+                self.sync()
+            now = self._last_received = self.clock()
             if rtcp:
                 stream = self._rtcp_stream(data)
             else:
@@ -304,6 +383,7 @@ class RelayPort:
             self._send(reply, source)
             if self.ice.is_valid(source):
                 self._start_dtls()
+            self.sync()  # a new valid source, maybe a new selected one
 
     def _dtls(self, data: bytes, source: Address) -> None:
         dtls = self.dtls
@@ -333,6 +413,7 @@ class RelayPort:
         self._flush_dtls()
         if dtls.state is not was:
             self._dtls_changed(dtls)
+        self.sync()  # a new remote, maybe the keys
 
     def _dtls_changed(self, dtls: DtlsSrtpEndpoint) -> None:
         if dtls.state is DtlsState.CONNECTED:
@@ -377,6 +458,7 @@ class RelayPort:
             consent = not ice.consent_expired(now)
             if consent != self.consent:
                 self.consent = consent
+                self.sync()
                 logger.info(
                     "ICE consent %s port=%d peer=%s",
                     "regained" if consent else "lost: sending stops",

@@ -10,12 +10,15 @@ RFC 3550 §6.4.1 need.
 
 from __future__ import annotations
 
+import builtins
 import struct
+from typing import Protocol
 
 __all__ = [
     "MIN_RTCP",
     "MIN_RTP",
     "ReceiveStats",
+    "RtpStats",
     "is_dtls",
     "is_rtp_or_rtcp",
     "is_stun",
@@ -59,6 +62,22 @@ _SEQUENCE_AND_TIMESTAMP = struct.Struct("!HI").unpack_from
 _SEQ_MOD = 1 << 16
 _MAX_DROPOUT = 3000
 """RFC 3550 A.1: a jump larger than this is a restart of the sequence, not loss."""
+
+
+class RtpStats(Protocol):
+    """What the relay reads and updates of a stream's receive statistics: the interface
+    of :class:`ReceiveStats` and of its C twin in ``media/_forward.c``."""
+
+    @property
+    def packets(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def jitter_ms(self) -> float: ...
+    def update(self, packet: builtins.bytes, now: float) -> None: ...
+    def set_clock_rate(self, clock_rate: int) -> None: ...
 
 
 class ReceiveStats:

@@ -125,7 +125,7 @@ class Leg:
             stats.lost += received.lost
             if main:
                 stats.jitter_ms, main = received.jitter_ms, False
-        stats.dropped = sum(sum(port.dropped.values()) for port in self.ports)
+        stats.dropped = sum(port.drops for port in self.ports)
         return stats
 
     def release(self) -> list[RelayPort]:
@@ -154,18 +154,21 @@ class MediaSession:
             MediaError: malformed or unusable description (488), no free port (503).
         """
         sd = _parse(sdp)
-        source = self._leg(negotiation.from_tag, negotiation.source)
-        target = self._other(source, negotiation.to_tag, negotiation.destination)
-        if negotiation.codecs:
-            try:
-                filter_codecs(sd, negotiation.codecs)
-            except SdpError as exc:
-                raise MediaError(exc.reason, exc.status) from None
-        self._learn(source, sd, offer=True)
-        self._ports_for(target, sd, bundle=target.profile.bundle)
-        self._pair(source, target)
-        out = self._describe(target, sd, Setup.ACTPASS, bundle=target.profile.bundle, mids=None)
-        return bytes(out)
+        try:
+            source = self._leg(negotiation.from_tag, negotiation.source)
+            target = self._other(source, negotiation.to_tag, negotiation.destination)
+            if negotiation.codecs:
+                try:
+                    filter_codecs(sd, negotiation.codecs)
+                except SdpError as exc:
+                    raise MediaError(exc.reason, exc.status) from None
+            self._learn(source, sd, offer=True)
+            self._ports_for(target, sd, bundle=target.profile.bundle)
+            self._pair(source, target)
+            out = self._describe(target, sd, Setup.ACTPASS, bundle=target.profile.bundle, mids=None)
+            return bytes(out)
+        finally:
+            self._sync()  # what changed, even if the offer failed part way
 
     def answer(self, negotiation: Negotiation, sdp: bytes) -> bytes:
         """The answer ``sdp`` from ``negotiation.from_tag`` to the party that offered.
@@ -174,28 +177,41 @@ class MediaSession:
             MediaError: no offer is outstanding, or the answer is unusable.
         """
         sd = _parse(sdp)
-        offerer = self._find(negotiation.to_tag)
-        if offerer is None:
-            raise MediaError("answer without an offer", 500)
-        source = self._answerer(offerer, negotiation.from_tag, negotiation.source)
-        if len(sd.media) != len(source.streams):
-            raise MediaError(
-                f"answer has {len(sd.media)} m= lines, offer had {len(source.streams)}"
+        try:
+            offerer = self._find(negotiation.to_tag)
+            if offerer is None:
+                raise MediaError("answer without an offer", 500)
+            source = self._answerer(offerer, negotiation.from_tag, negotiation.source)
+            if len(sd.media) != len(source.streams):
+                raise MediaError(
+                    f"answer has {len(sd.media)} m= lines, offer had {len(source.streams)}"
+                )
+            for index, media in enumerate(sd.media):
+                if media.rejected:
+                    # RFC 3264 §6: the answerer declined this stream; so does the offerer's copy.
+                    stream = source.streams[index]
+                    if stream is not None and stream.peer is not None:
+                        stream.peer.peer = None
+                    source.streams[index] = None
+            self._learn(source, sd, offer=False)
+            self._pair(source, offerer)
+            setup = Setup.PASSIVE if offerer.dtls_role is DtlsRole.SERVER else Setup.ACTIVE
+            out = self._describe(
+                offerer,
+                sd,
+                setup,
+                bundle=offerer.bundled and offerer.profile.bundle,
+                mids=offerer.mids,
             )
-        for index, media in enumerate(sd.media):
-            if media.rejected:
-                # RFC 3264 §6: the answerer declined this stream; so does the offerer's copy.
-                stream = source.streams[index]
-                if stream is not None and stream.peer is not None:
-                    stream.peer.peer = None
-                source.streams[index] = None
-        self._learn(source, sd, offer=False)
-        self._pair(source, offerer)
-        setup = Setup.PASSIVE if offerer.dtls_role is DtlsRole.SERVER else Setup.ACTIVE
-        out = self._describe(
-            offerer, sd, setup, bundle=offerer.bundled and offerer.profile.bundle, mids=offerer.mids
-        )
-        return bytes(out)
+            return bytes(out)
+        finally:
+            self._sync()
+
+    def _sync(self) -> None:
+        # Offers and answers change ports, peers, addresses, ICE and keys: what the
+        # fast path forwards (see media.relay).
+        for port in self.ports():
+            port.sync()
 
     # -- state for the relay ---------------------------------------------------------------
 

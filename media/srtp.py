@@ -39,6 +39,7 @@ __all__ = [
     "SrtpContext",
     "SrtpError",
     "SrtpSuite",
+    "libsrtp_functions",
 ]
 
 
@@ -194,6 +195,38 @@ def _checked(method: _Process) -> _Process:
     return checked
 
 
+_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+"""libsrtp 2's signature of srtp_protect and its three siblings, as cffi spells it: the
+one media/_forward.c calls them with."""
+
+
+def libsrtp_functions() -> tuple[int, int, int, int] | None:
+    """The addresses of libsrtp's srtp_protect, srtp_unprotect, srtp_protect_rtcp and
+    srtp_unprotect_rtcp in pylibsrtp's binding, for the relay's fast path; None when
+    this pylibsrtp does not expose them with libsrtp 2's signature."""
+    try:
+        from pylibsrtp._binding import ffi, lib
+
+        names = ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp", "srtp_unprotect_rtcp")
+        pointers = [ffi.addressof(lib, name) for name in names]
+        if any(ffi.typeof(pointer).cname != _SIGNATURE for pointer in pointers):
+            return None
+        first, second, third, fourth = (int(ffi.cast("uintptr_t", p)) for p in pointers)
+    except (ImportError, AttributeError):
+        return None
+    return first, second, third, fourth
+
+
+def _address(session: pylibsrtp.Session) -> int | None:
+    """The address of ``session``'s libsrtp session (its ``srtp_t``)."""
+    try:
+        from pylibsrtp._binding import ffi
+
+        return int(ffi.cast("uintptr_t", session._srtp[0]))
+    except (ImportError, AttributeError):
+        return None
+
+
 class SrtpContext:
     """One leg's SRTP: protects what the relay sends, unprotects what it receives.
 
@@ -209,7 +242,16 @@ class SrtpContext:
     doing, not ours).
     """
 
-    __slots__ = ("_rx", "_tx", "protect", "protect_rtcp", "suite", "unprotect", "unprotect_rtcp")
+    __slots__ = (
+        "_rx",
+        "_tx",
+        "protect",
+        "protect_rtcp",
+        "sessions",
+        "suite",
+        "unprotect",
+        "unprotect_rtcp",
+    )
 
     def __init__(self, suite: str, tx_key: bytes, rx_key: bytes) -> None:
         self.suite: SrtpSuite = _suite(suite)
@@ -225,6 +267,10 @@ class SrtpContext:
         """Authenticate, replay-check and decrypt one received SRTP packet."""
         self.unprotect_rtcp = _processor(self._rx, "unprotect_rtcp", 0)
         """Authenticate, replay-check and decrypt one received SRTCP packet."""
+        tx, rx = _address(self._tx), _address(self._rx)
+        self.sessions = None if tx is None or rx is None else (tx, rx)
+        """The addresses of the outbound and inbound libsrtp sessions, which the relay's
+        fast path uses while it holds this context (None: it cannot)."""
 
     @classmethod
     def from_dtls(cls, profile: str, material: bytes, *, is_client: bool) -> SrtpContext:

@@ -18,9 +18,10 @@ def _stale_extensions() -> list[str]:
     stale = []
     extensions = (so for package in PACKAGES for so in (ROOT / package).glob("**/*.so"))
     for extension in extensions:
-        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
-        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
-            stale.append(str(source.relative_to(ROOT)))
+        stem = extension.name.split(".", 1)[0]
+        for source in (extension.with_name(stem + ".py"), extension.with_name(stem + ".c")):
+            if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+                stale.append(str(source.relative_to(ROOT)))
     return sorted(stale)
 
 

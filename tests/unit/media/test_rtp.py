@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from media import fastpath, rtp
 from media.rtp import (
-    ReceiveStats,
+    RtpStats,
     is_dtls,
     is_rtp_or_rtcp,
     is_stun,
@@ -18,6 +20,15 @@ from media.rtp import (
 )
 
 pytestmark = pytest.mark.unit
+
+Stats = Callable[..., RtpStats]
+BUILDS: list[Stats] = [rtp.ReceiveStats]
+if fastpath.NATIVE:
+    from media import _forward
+
+    BUILDS.append(_forward.ReceiveStats)
+each_build = pytest.mark.parametrize("make", BUILDS, ids=lambda build: build.__module__)
+"""The statistics in pure Python, and their C twin the fast path counts into."""
 
 
 def rtp(seq: int, timestamp: int = 0, payload: int = 160) -> bytes:
@@ -35,15 +46,17 @@ def test_ssrcs_of_rtp_and_rtcp() -> None:
     assert rtcp_sender_ssrc(struct.pack("!BBHI", 0x80, 201, 1, 0xCAFE)) == 0xCAFE
 
 
-def test_in_order_packets_count_with_no_loss() -> None:
-    stats = ReceiveStats()
+@each_build
+def test_in_order_packets_count_with_no_loss(make: Stats) -> None:
+    stats = make()
     for seq in range(100, 110):
         stats.update(rtp(seq), 1.0)
     assert (stats.packets, stats.bytes, stats.lost) == (10, 10 * 172, 0)
 
 
-def test_a_gap_is_loss_and_a_late_packet_fills_it() -> None:
-    stats = ReceiveStats()
+@each_build
+def test_a_gap_is_loss_and_a_late_packet_fills_it(make: Stats) -> None:
+    stats = make()
     for seq in (1, 2, 5, 6):
         stats.update(rtp(seq), 1.0)
     assert stats.lost == 2
@@ -51,22 +64,25 @@ def test_a_gap_is_loss_and_a_late_packet_fills_it() -> None:
     assert (stats.packets, stats.lost) == (5, 1)
 
 
-def test_the_sequence_wraps_without_loss() -> None:
-    stats = ReceiveStats()
+@each_build
+def test_the_sequence_wraps_without_loss(make: Stats) -> None:
+    stats = make()
     for seq in (65533, 65534, 65535, 0, 1, 2):
         stats.update(rtp(seq), 1.0)
     assert (stats.packets, stats.lost) == (6, 0)
 
 
-def test_a_duplicate_counts_as_received_and_never_makes_loss_negative() -> None:
-    stats = ReceiveStats()
+@each_build
+def test_a_duplicate_counts_as_received_and_never_makes_loss_negative(make: Stats) -> None:
+    stats = make()
     for seq in (7, 8, 8, 9):
         stats.update(rtp(seq), 1.0)
     assert (stats.packets, stats.lost) == (4, 0)
 
 
-def test_a_large_jump_restarts_the_count_and_keeps_earlier_loss() -> None:
-    stats = ReceiveStats()
+@each_build
+def test_a_large_jump_restarts_the_count_and_keeps_earlier_loss(make: Stats) -> None:
+    stats = make()
     for seq in (10, 12):  # one lost
         stats.update(rtp(seq), 1.0)
     for seq in (30000, 30001, 30003):  # a new sender: one more lost, not 29990
@@ -75,27 +91,32 @@ def test_a_large_jump_restarts_the_count_and_keeps_earlier_loss() -> None:
 
 
 @pytest.mark.parametrize(("back", "lost"), [(99, 0), (100, 100)])
-def test_up_to_99_back_is_late_and_100_back_starts_a_new_sequence(back: int, lost: int) -> None:
-    stats = ReceiveStats()
+@each_build
+def test_up_to_99_back_is_late_and_100_back_starts_a_new_sequence(
+    make: Stats, back: int, lost: int
+) -> None:
+    stats = make()
     for seq in (5000, 5001, 5001 - back, 5002):
         stats.update(rtp(seq), 1.0)
     # Late: 5000-5002 all came. Restarted at 5001 - back: what lies between is missing.
     assert (stats.packets, stats.lost) == (4, lost)
 
 
-def test_jitter_is_zero_for_steady_packets_and_follows_rfc_3550_a8() -> None:
-    steady = ReceiveStats(8000)
+@each_build
+def test_jitter_is_zero_for_steady_packets_and_follows_rfc_3550_a8(make: Stats) -> None:
+    steady = make(8000)
     for n in range(50):
         steady.update(rtp(n, n * 160), 100.0 + n * 0.02)
     assert steady.jitter_ms == pytest.approx(0.0, abs=1e-6)
-    late = ReceiveStats(8000)
+    late = make(8000)
     late.update(rtp(0, 0), 100.0)
     late.update(rtp(1, 160), 100.03)  # 10 ms late: D = 80 timestamp units
     assert late.jitter_ms == pytest.approx(80 / 16 / 8, rel=1e-6)
 
 
-def test_a_new_clock_rate_starts_the_jitter_again() -> None:
-    stats = ReceiveStats(8000)
+@each_build
+def test_a_new_clock_rate_starts_the_jitter_again(make: Stats) -> None:
+    stats = make(8000)
     stats.update(rtp(0, 0), 100.0)
     stats.update(rtp(1, 160), 100.03)
     stats.set_clock_rate(48000)
@@ -154,10 +175,11 @@ class Reference:
         max_size=300,
     ),
 )
+@each_build
 def test_the_counts_are_those_of_rfc_3550_appendix_a(
-    first: int, steps: list[tuple[int, int]]
+    make: Stats, first: int, steps: list[tuple[int, int]]
 ) -> None:
-    stats, reference = ReceiveStats(8000), Reference()
+    stats, reference = make(8000), Reference()
     seq, now = first, 50.0
     for step, delay_us in steps:
         seq = (seq + step) % 65536

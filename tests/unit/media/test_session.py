@@ -36,10 +36,33 @@ PBX_RTCP: Address = ("192.0.2.50", 10037)
 CALL = "call-1@test"
 
 
+class FastPath:
+    """What RelayPort.sync last told a port's fast path (media/_forward.c's Forwarder):
+    where it takes packets from, and where it sends them."""
+
+    def __init__(self) -> None:
+        self.last_received = 0.0
+        self.dropped = 0
+        self.source: Address | None = None
+        self.destination: Address | None = None
+        self.keys: tuple[int, int] = (0, 0)
+        """The libsrtp sessions it was given: (inbound, outbound); 0 for none."""
+
+    def accept(self, source: Address, rx: int, owner: object, *_: object) -> None:
+        self.source, self.keys = source, (rx, self.keys[1])
+
+    def disarm(self) -> None:
+        self.source = None
+
+    def send_to(self, destination: Address | None, tx: int, owner: object) -> None:
+        self.destination, self.keys = destination, (self.keys[0], tx)
+
+
 class Network:
     """Datagrams the relay sent: (from port, data, to address); and the ports' clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, fast: bool = False) -> None:
+        self.fast = fast
         self.sent: list[tuple[int, bytes, Address]] = []
         self.ports: dict[int, RelayPort] = {}
         self.now = 1.0
@@ -54,6 +77,8 @@ class Network:
         port = RelayPort(
             number, lambda data, to: self.sent.append((number, data, to)), lambda: self.now
         )
+        if self.fast:
+            port.fast = FastPath()
         self.ports[number] = port
         return port
 
@@ -426,6 +451,32 @@ def test_without_consent_checks_the_relay_stops_sending_to_the_browser(
     web_port.handle_timer(32.0)
     pbx_port.receive(_rtp(3), PBX)
     assert len(network.take(BROWSER)) == 1
+
+
+def test_the_fast_path_takes_a_browser_stream_once_ice_and_dtls_are_done(
+    relay_certificate: DtlsCertificate, browser_certificate: DtlsCertificate
+) -> None:
+    network = Network(fast=True)
+    _, offer, answer = _browser_call(network, relay_certificate, browser_certificate)
+    web_port = network.ports[answer.media[0].port]
+    pbx_port = network.ports[offer.media[0].port]
+    web, pbx = web_port.fast, pbx_port.fast
+    assert isinstance(web, FastPath) and isinstance(pbx, FastPath)
+    # No ICE check yet: nowhere to send, no source to take; no keys either.
+    assert (web.source, web.destination) == (None, None)
+    # The PBX's address is in its answer, but only a packet from it latches.
+    assert (pbx.source, pbx.destination) == (None, PBX)
+    browser, _ = _connected(network, browser_certificate, answer)
+    assert (web.source, web.destination) == (BROWSER, BROWSER)
+    assert all(web.keys)  # SRTP both ways, by the DTLS keys
+    pbx_port.receive(_rtp(1), PBX)
+    assert (pbx.source, pbx.keys) == (PBX, (0, 0))
+    network.now = 31.5
+    web_port.handle_timer(31.5)  # RFC 7675: consent lost, sending stops
+    assert web.destination is None
+    browser.check(web_port, network, now=32.0)
+    web_port.handle_timer(32.0)
+    assert web.destination == BROWSER
 
 
 def test_the_latest_fork_to_answer_owns_the_callee_leg(
