@@ -326,7 +326,14 @@ def setup(relay: Relay, count: int, mode: str, a: socket.socket, b: socket.socke
     for index in range(count):
         name = f"bench-{mode}-{index}"
         offer = _sdp(a.getsockname()[1], a_proto, our_key if mode == "srtp" else None)
-        to_b = relay.offer(name, offer, a_profile, "AVP")
+        try:
+            to_b = relay.offer(name, offer, a_profile, "AVP")
+        except RuntimeError:
+            for done in range(index + 1):  # the refused one may hold a port too
+                relay.delete(f"bench-{mode}-{done}")
+            a.close()
+            b.close()
+            raise
         b_port, _ = _port_and_key(to_b)
         to_a = relay.answer(name, _sdp(b.getsockname()[1], "RTP/AVP"), "AVP", a_profile)
         a_port, relay_key = _port_and_key(to_a)
@@ -443,7 +450,11 @@ def climb(relay: Relay, mode: str, args: argparse.Namespace) -> Level | None:
     best: Level | None = None
     calls = args.start
     while calls <= args.max:
-        level = run_level(relay, calls, mode, args.seconds)
+        try:
+            level = run_level(relay, calls, mode, args.seconds)
+        except RuntimeError as exc:  # the relay refused: its half of --ports ran out
+            print(f"  {relay.name} {mode}: {exc}; stopping", file=sys.stderr)
+            break
         print(
             f"  {relay.name} {mode:5} calls={calls:5} pps={level.pps:8.0f} "
             f"loss={level.loss * 100:6.3f}% p99={level.p99 * 1000:7.2f}ms "
@@ -497,7 +508,7 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=100, help="calls at the first level")
     parser.add_argument("--step", type=int, default=100)
     parser.add_argument("--max", type=int, default=3000)
-    parser.add_argument("--ports", default="30000-39999")
+    parser.add_argument("--ports", default="20000-59999", help="split between the relays")
     parser.add_argument(
         "--rounds",
         type=int,
