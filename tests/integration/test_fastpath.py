@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -219,3 +220,38 @@ async def test_a_released_port_forwards_nothing(relay: BuiltinRelay) -> None:
     assert port.fast is not None and port.fast.last_received > 0
     a.sendto(_rtp(3), (LOCAL, call.to_a_port))
     assert await _take(b, 1) == []
+
+
+async def test_garbage_and_oversized_packets_from_the_peer_are_dropped_and_counted(
+    relay: BuiltinRelay,
+) -> None:
+    a, b = _udp(), _udp()
+    call = Call(relay, a, b)
+    await call.setup(SAVP_SDES)
+    assert call.a_srtp is not None
+    a.sendto(call.a_srtp.protect(_rtp(1)), (LOCAL, call.to_a_port))
+    b.sendto(_rtp(2), (LOCAL, call.to_b_port))
+    assert len(await _take(b, 1)) == len(await _take(a, 1)) == 1
+    # From the latched source, looking like RTP or RTCP: every length the fast path
+    # may meet, none of which authenticates.
+    rng = random.Random(7)
+    garbage = [bytes([rng.randrange(128, 192)]) + rng.randbytes(size) for size in range(0, 4200, 7)]
+    for index, datagram in enumerate(garbage):
+        a.sendto(datagram, (LOCAL, call.to_a_port))
+        if index % 20 == 0:
+            await asyncio.sleep(0.001)  # the relay drains: no loss to a full buffer
+    # Toward the SRTP party: too long to protect in place (4,000 bytes and a trailer
+    # would overflow the slot), and too long for a slot at all.
+    for size in (4000, 5000):
+        b.sendto(_rtp(3)[:12] + bytes(size), (LOCAL, call.to_b_port))
+    a.sendto(call.a_srtp.protect(_rtp(4)), (LOCAL, call.to_a_port))
+    b.sendto(_rtp(5), (LOCAL, call.to_b_port))
+    assert await _take(b, 1) == [_rtp(4)]
+    assert [call.a_srtp.unprotect(p) for p in await _take(a, 1)] == [_rtp(5)]
+    stats = await relay.stats("c1")
+    assert stats is not None
+    srtp_leg, plain_leg = stats.legs
+    # Garbage shorter than an RTP or RTCP header is the slow path's ("short"); the rest
+    # fails authentication in the fast path. The packet too long to protect counts
+    # where it would have left, the truncated one where it arrived.
+    assert (srtp_leg.dropped, plain_leg.dropped) == (len(garbage) + 1, 1)
