@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.sip import Flow
 from gateway.workers.dispatch import (
+    _CALL_ID,
     Frame,
     FrameError,
     FrameKind,
@@ -50,6 +51,25 @@ def test_the_call_id_chooses_the_worker() -> None:
     assert call_owner(response, 7) == call_owner(INVITE, 7)
     compact = INVITE.replace(b"Call-ID: abc@host", b"i:abc@host")
     assert call_owner(compact, 7) == call_owner(INVITE, 7)
+
+
+def _by_pattern(data: bytes, workers: int) -> int | None:
+    """The owner by the case-blind pattern alone, which call_owner's plain search for
+    the usual spelling must agree with."""
+    end = data.find(b"\r\n\r\n")
+    found = _CALL_ID.search(data, 0, len(data) if end < 0 else end + 2)
+    call_id = found.group(1).strip() if found is not None else b""
+    return zlib.crc32(call_id) % workers if call_id else None
+
+
+@given(
+    st.sampled_from([b"Call-ID:", b"call-id:", b"CALL-ID :", b"i:", b"Call-ID:\t"]),
+    st.binary(max_size=40),
+    st.sampled_from([b"\r\n\r\nbody", b"\r\n", b"", b"\r\nCSeq: 1 BYE\r\n\r\n"]),
+)
+def test_the_usual_spelling_and_the_pattern_agree(header: bytes, value: bytes, rest: bytes) -> None:
+    data = b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n" + header + value + rest
+    assert call_owner(data, 7) == _by_pattern(data, 7)
 
 
 def test_only_the_header_section_counts() -> None:
