@@ -356,10 +356,18 @@ def tune_garbage_collector() -> None:
     pauses of tens of milliseconds at a few hundred calls a second, during which
     datagrams pile up. Everything alive at start (modules, configuration) is
     frozen out of its view, and passes are made rarer.
+
+    How much rarer bounds the longest pause: nearly everything a pass scans
+    survives it (calls in progress, transactions waiting out Timer J or L), and a
+    middle-generation pass scans all that the young passes since the last one kept.
+    With 50,000 allocations between young passes and 20 young passes to a middle
+    one, the middle passes took 430-620 ms at 2,250 calls/s: a 4 MB UDP buffer
+    overflowed, and calls failed with the CPU not full. At 20,000 and 2 they take
+    under 35 ms, for the same collector time in total (measured with gc.callbacks).
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(20_000, 2, 100)
 
 
 def serve_forever(config: Config) -> int:
