@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.sip import grammar
 from gateway.sip.errors import ParseError
@@ -540,61 +540,93 @@ def _one(values: list[str], key: str) -> str:
 def _check_vias(values: list[str]) -> Via:
     """Check every Via value; return the top one."""
     count = 0
-    match = grammar.via_re.fullmatch
-    top = None
+    top: _ViaLine | None = None
     for line in values:
-        parts = grammar.split_commas(line) if "," in line else (line,)
-        for value in parts:
-            via = match(value)
-            if via is None:
-                raise ParseError("malformed Via")
-            if via[5] is not None and int(via[5]) > 65535:
-                raise ParseError("Via port out of range")
-            if top is None:
-                top = via
-        count += len(parts)
+        checked = _via_line(line)
+        if top is None:
+            top = checked
+        count += checked.count
     if count > MAX_VIAS:
         raise ParseError("too many Via values", 513)
     assert top is not None  # a Via line has at least one value, or did not match
-    return Via.from_match(top)
+    return top.first()
 
 
-class _Accepted:
-    """Values that passed one check lately, so it runs once per value, not per message.
+class _ViaLine:
+    """A Via header line that passed its check: how many values it has, and the
+    first of them, parsed only when it is the top Via of a message."""
 
-    The messages of a dialog repeat their Call-ID, From, To, Contact and route set, and
-    a set lookup costs a small fraction of a grammar match. Bounded: emptied when full,
-    so values that never repeat (a flood of new calls, garbage) cost one insertion
-    each, and values longer than any usual header are checked every time instead of
-    being kept.
+    __slots__ = ("_first", "_match", "count")
+
+    def __init__(self, count: int, match: re.Match[str]) -> None:
+        self.count = count
+        self._match = match
+        self._first: Via | None = None
+
+    def first(self) -> Via:
+        via = self._first
+        if via is None:
+            via = self._first = Via.from_match(self._match)
+        return via
+
+
+def _check_via_line(line: str) -> _ViaLine:
+    parts = grammar.split_commas(line) if "," in line else [line]
+    match = grammar.via_re.fullmatch
+    first = None
+    for value in parts:
+        via = match(value)
+        if via is None:
+            raise ParseError("malformed Via")
+        if via[5] is not None and int(via[5]) > 65535:
+            raise ParseError("Via port out of range")
+        if first is None:
+            first = via
+    assert first is not None  # split_commas returns at least one value
+    return _ViaLine(len(parts), first)
+
+
+class _Remembered(Generic[T]):
+    """What one check gave for values it passed lately, so it runs once per value,
+    not per message.
+
+    The messages of a dialog repeat their Call-ID, From, To, Contact and route set,
+    the responses of a transaction its requests' Via lines, and a dictionary lookup
+    costs a small fraction of a grammar match. A refusal (a false result, or an
+    exception) is never remembered. Bounded: emptied when full, so values that never
+    repeat (a flood of new calls, garbage) cost one insertion each, and values longer
+    than any usual header are checked every time instead of being kept. What it
+    remembers is shared by every message that repeats the value: never changed
+    (Via, like every parsed header, is replaced rather than edited).
     """
 
     __slots__ = ("_check", "_seen")
 
-    def __init__(self, check: Callable[[str], bool]) -> None:
+    def __init__(self, check: Callable[[str], T]) -> None:
         self._check = check
-        self._seen: set[str] = set()
+        self._seen: dict[str, T] = {}
 
-    def __call__(self, value: str) -> bool:
+    def __call__(self, value: str) -> T:
         seen = self._seen
-        if value in seen:
-            return True
-        if not self._check(value):
-            return False
-        if len(value) <= _ACCEPTED_LONGEST:
-            if len(seen) >= _ACCEPTED_MAX:
+        result = seen.get(value)
+        if result is not None:
+            return result
+        result = self._check(value)
+        if result and len(value) <= _REMEMBERED_LONGEST:
+            if len(seen) >= _REMEMBERED_MAX:
                 seen.clear()
-            seen.add(value)
-        return True
+            seen[value] = result
+        return result
 
 
-_ACCEPTED_MAX = 4096
-"""Values each :class:`_Accepted` remembers: a few thousand dialogs' worth."""
-_ACCEPTED_LONGEST = 256
-"""The longest value remembered, so each :class:`_Accepted` holds about 1 MB at most."""
+_REMEMBERED_MAX = 4096
+"""Values each :class:`_Remembered` keeps: a few thousand dialogs' worth."""
+_REMEMBERED_LONGEST = 256
+"""The longest value kept, so each :class:`_Remembered` holds about 1 MB at most."""
 
-_is_call_id = _Accepted(lambda value: grammar.call_id_re.fullmatch(value) is not None)
-_is_name_addr = _Accepted(lambda value: grammar.name_addr_re.fullmatch(value) is not None)
+_via_line = _Remembered(_check_via_line)
+_is_call_id = _Remembered(lambda value: grammar.call_id_re.fullmatch(value) is not None)
+_is_name_addr = _Remembered(lambda value: grammar.name_addr_re.fullmatch(value) is not None)
 
 
 def _is_bracketed_name_addr(value: str) -> bool:
@@ -602,7 +634,7 @@ def _is_bracketed_name_addr(value: str) -> bool:
     return match is not None and match[2] is not None
 
 
-_is_route_entry = _Accepted(_is_bracketed_name_addr)
+_is_route_entry = _Remembered(_is_bracketed_name_addr)
 
 
 def _check_call_id(values: list[str]) -> None:

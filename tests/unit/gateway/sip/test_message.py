@@ -14,12 +14,12 @@ from gateway.sip import (
     parse_message,
 )
 from gateway.sip.message import (
-    _ACCEPTED_LONGEST,
-    _ACCEPTED_MAX,
+    _REMEMBERED_LONGEST,
+    _REMEMBERED_MAX,
     MAX_HEADERS,
     MAX_MESSAGE_SIZE,
     MAX_VIAS,
-    _Accepted,
+    _Remembered,
 )
 from tests.helpers.messages import SDP, invite, response
 
@@ -200,17 +200,36 @@ def test_accepted_values_are_checked_once_and_the_memory_is_bounded() -> None:
         checked.append(value)
         return value.startswith("ok")
 
-    accepted = _Accepted(check)
+    accepted = _Remembered(check)
     assert accepted("ok-1") and accepted("ok-1")
     assert not accepted("bad") and not accepted("bad")
     assert checked == ["ok-1", "bad", "bad"]  # refusals are never remembered
-    long = "ok" + "x" * _ACCEPTED_LONGEST
+    long = "ok" + "x" * _REMEMBERED_LONGEST
     assert accepted(long) and accepted(long)
     assert checked.count(long) == 2  # too long to keep
-    for n in range(_ACCEPTED_MAX):
+    for n in range(_REMEMBERED_MAX):
         accepted(f"ok{n}")
     assert accepted("ok-1")
     assert checked.count("ok-1") == 2  # the full set was emptied, and it came back
+
+
+def test_a_repeated_via_line_is_parsed_once_and_still_counted() -> None:
+    first = parse_message(invite(branch="z9hG4bKmemo1"))
+    again = parse_message(invite(branch="z9hG4bKmemo1", cseq=2))
+    # The same line: one parse, shared (a Via is never edited, only replaced).
+    assert again.via is first.via
+    assert again.via.branch == "z9hG4bKmemo1"
+    line = "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKmemo1;rport\r\n"
+    with pytest.raises(ParseError, match="too many Via") as caught:
+        parse_message(invite(branch="z9hG4bKmemo1", extra=line * 70))
+    assert caught.value.status == 513
+
+
+def test_a_refused_via_line_is_refused_every_time() -> None:
+    bad = invite().replace(b"192.0.2.10:5060;branch", b"192.0.2.10:99999;branch")
+    for _ in range(2):
+        with pytest.raises(ParseError, match="Via port out of range"):
+            parse_message(bad)
 
 
 @pytest.mark.parametrize(
