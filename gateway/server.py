@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from gateway.transport.base import Receiver, Transport
 from gateway.transport.dns import TrunkResolver, make_resolver
 from gateway.transport.loop import install_uvloop
 from gateway.transport.stream import number_connections, open_stream
-from gateway.transport.udp import open_udp
+from gateway.transport.udp import bind_udp, open_udp
 from gateway.transport.ws import ProcessRequest, open_ws
 from gateway.workers.link import WorkerLink
 from gateway.workers.supervisor import WorkerPlace, run_workers
@@ -125,12 +126,14 @@ async def start(
     *,
     http: Mapping[str, ProcessRequest] | None = None,
     place: WorkerPlace | None = None,
+    udp: Mapping[str, socket.socket] | None = None,
 ) -> Server:
     """Open every listener of ``config`` and start serving.
 
     ``http``: by WS/WSS listener name, a hook answering plain HTTP requests on its
     port (``wedge demo`` serves the web demo this way). ``place``: this process is
-    one of several SIP workers sharing the listeners.
+    one of several SIP workers sharing the listeners. ``udp``: by UDP listener name,
+    the socket the workers share (:func:`~gateway.transport.udp.bind_udp`).
     """
     loop = asyncio.get_running_loop()
     engine = Engine()
@@ -150,7 +153,12 @@ async def start(
     try:
         for spec in config.listeners:
             transport = await _open(
-                spec, receiver, (http or {}).get(spec.name), tls, reuse_port=place is not None
+                spec,
+                receiver,
+                (http or {}).get(spec.name),
+                tls,
+                reuse_port=place is not None,
+                udp=(udp or {}).get(spec.name),
             )
             transports.append(transport)
             engine.add(transport)
@@ -292,6 +300,7 @@ async def _open(
     certificates: TlsManager | None = None,
     *,
     reuse_port: bool = False,
+    udp: socket.socket | None = None,
 ) -> Transport:
     transport = str(spec.transport)
     tls = None
@@ -299,9 +308,7 @@ async def _open(
         assert certificates is not None  # start() builds it for every tls/wss listener
         tls = certificates.server_context(spec.name)
     if transport == "udp":
-        return await open_udp(
-            spec.name, spec.bind_host, spec.bind_port, receiver, reuse_port=reuse_port
-        )
+        return await open_udp(spec.name, spec.bind_host, spec.bind_port, receiver, sock=udp)
     if transport in ("tcp", "tls"):
         return await open_stream(
             spec.name,
@@ -373,21 +380,39 @@ def tune_garbage_collector() -> None:
 def serve_forever(config: Config) -> int:
     """Serve until SIGINT or SIGTERM, then drain and stop. Returns the exit status.
 
-    With ``[wedge] workers`` above 1, as that many worker processes."""
+    With ``[wedge] workers`` above 1, as that many worker processes, which read
+    each UDP listener's one socket, bound here, together."""
     if config.wedge.workers > 1:
-        return run_workers(config.wedge.workers, lambda place: _serve_worker(config, place))
+        udp: dict[str, socket.socket] = {}
+        for spec in config.listeners:
+            if str(spec.transport) != "udp":
+                continue
+            address = (spec.bind_host, spec.bind_port)
+            try:
+                udp[spec.name] = bind_udp(*address)
+            except OSError as exc:
+                # The words a worker's own bind failure has (see _run).
+                logger.error(
+                    "cannot start: could not bind to local_addr %s: %s", address, exc.strerror
+                )
+                return 1
+        return run_workers(config.wedge.workers, lambda place: _serve_worker(config, place, udp))
     return _run(config)
 
 
-def _serve_worker(config: Config, place: WorkerPlace) -> int:
+def _serve_worker(config: Config, place: WorkerPlace, udp: Mapping[str, socket.socket]) -> int:
     configure_logging(str(config.wedge.log_level), str(config.wedge.log_format), place.index)
-    return _run(config, place)
+    return _run(config, place, udp)
 
 
-def _run(config: Config, place: WorkerPlace | None = None) -> int:
+def _run(
+    config: Config,
+    place: WorkerPlace | None = None,
+    udp: Mapping[str, socket.socket] | None = None,
+) -> int:
     install_uvloop()
     try:
-        asyncio.run(_serve(config, place))
+        asyncio.run(_serve(config, place, udp))
     except TlsSetupError as exc:
         for problem in exc.problems:
             logger.error("cannot start: %s", problem)
@@ -400,12 +425,14 @@ def _run(config: Config, place: WorkerPlace | None = None) -> int:
     return 0
 
 
-async def _serve(config: Config, place: WorkerPlace | None) -> None:
+async def _serve(
+    config: Config, place: WorkerPlace | None, udp: Mapping[str, socket.socket] | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    server = await start(config, place=place)
+    server = await start(config, place=place, udp=udp)
     loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     tune_garbage_collector()
     if place is not None:

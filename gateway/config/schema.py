@@ -164,9 +164,9 @@ class WedgeSettings:
     reloads them, like SIGHUP); 0: only SIGHUP reloads."""
 
     workers: int = 1
-    """SIP worker processes sharing the listeners' ports (SO_REUSEPORT); every
-    message of a call is handled by one of them, chosen by its Call-ID. 1: one
-    process, no workers."""
+    """SIP worker processes sharing the listeners (one socket per UDP listener, the
+    stream listeners' ports by SO_REUSEPORT); every message of a call is handled by
+    one of them, chosen by its Call-ID. 1: one process, no workers."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -105,15 +105,42 @@ class UdpTransport(asyncio.DatagramProtocol):
             await self._closed
 
 
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to ``host:port``, for :func:`open_udp` in other processes.
+
+    SIP workers read one such socket together rather than one each on a shared port
+    (SO_REUSEPORT): the kernel hashes a datagram's addresses to choose among sockets,
+    so a peer that sends from one address (a PBX, a trunk) would load one worker
+    with all its traffic; from one socket, whichever worker is free takes the next
+    datagram.
+
+    Raises:
+        OSError: the address is taken or not ours.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 async def open_udp(
-    name: str, host: str, port: int, receiver: Receiver, *, reuse_port: bool = False
+    name: str, host: str, port: int, receiver: Receiver, *, sock: socket.socket | None = None
 ) -> UdpTransport:
-    """Bind a UDP listener on ``host:port`` (port 0: any free port, see ``.local``);
-    ``reuse_port``: shared with other processes that set it too (SO_REUSEPORT)."""
+    """Bind a UDP listener on ``host:port`` (port 0: any free port, see ``.local``), or
+    serve ``sock``, bound by :func:`bind_udp` (``host`` and ``port`` then name it)."""
     loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpTransport(name, receiver), local_addr=(host, port), reuse_port=reuse_port
-    )
+    if sock is not None:
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpTransport(name, receiver), sock=sock
+        )
+    else:
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpTransport(name, receiver), local_addr=(host, port)
+        )
     logger.info("= listening listener=%s transport=udp local=%s:%d", name, *protocol.local)
     return protocol
 

@@ -1,7 +1,8 @@
 """Which SIP worker handles a message, and the frames workers pass each other. Pure.
 
-With ``[wedge] workers = N``, N processes share the listeners' ports
-(SO_REUSEPORT): the kernel hands a datagram or a new connection to any of them. A
+With ``[wedge] workers = N``, N processes share the listeners (each UDP listener is
+one socket they all read; stream listeners share a port, SO_REUSEPORT): the kernel
+hands a datagram or a new connection to any of them. A
 proxy's state (transactions, dialogs, a call's media) must live in one place, so
 each message has an *owner*: the worker numbered ``crc32(Call-ID) % N``. Every
 message of a call carries its Call-ID (responses, CANCEL, ACK, in-dialog requests),

@@ -1,11 +1,14 @@
 """The parent of the SIP workers: starts them, restarts one that dies, stops them all.
 
 ``[wedge] workers = N`` (or ``--workers N``) forks N workers; each serves every
-listener on ports it shares with the others (SO_REUSEPORT) and passes messages it
-does not own to their owner (:mod:`gateway.workers.dispatch`). The parent keeps no
-sockets of its own but the workers' inboxes, so a restarted worker finds its inbox
-where the others send. It forwards SIGTERM and SIGINT (drain and stop) and SIGHUP
-(reload certificates) to every worker.
+listener, UDP ones on the socket the parent bound for all of them
+(:func:`gateway.transport.udp.bind_udp`), stream ones on ports it shares with the
+others (SO_REUSEPORT), and passes messages it does not own to their owner
+(:mod:`gateway.workers.dispatch`). The parent keeps no sockets of its own but those
+UDP sockets, which it never reads, and the workers' inboxes, so a restarted worker
+finds both where the others left them, and datagrams wait for it meanwhile. It
+forwards SIGTERM and SIGINT (drain and stop) and SIGHUP (reload certificates) to
+every worker.
 
 A worker that fails to start stops the start of all: the error is in its log lines.
 One that dies later is logged with its exit status and started again; its calls
