@@ -145,24 +145,30 @@ async def test_plain_rtp_and_rtcp_take_the_fast_path_once_latched(relay: Builtin
     assert port.last_received > 0
 
 
+async def _sdes_call(relay: BuiltinRelay) -> tuple[Call, SrtpContext]:
+    """A call whose caller (``call.a``) speaks SDES-SRTP, and the caller's keys."""
+    call = Call(relay, _udp(), _udp())
+    await call.setup(SAVP_SDES)
+    assert call.a_srtp is not None
+    return call, call.a_srtp
+
+
 async def test_sdes_srtp_is_unprotected_and_protected_by_the_fast_path(
     relay: BuiltinRelay,
 ) -> None:
-    a, b = _udp(), _udp()
-    call = Call(relay, a, b)
-    await call.setup(SAVP_SDES)
-    assert call.a_srtp is not None
+    call, srtp = await _sdes_call(relay)
+    a, b = call.a, call.b
     packets = [_rtp(seq) for seq in range(1, 11)]
     for packet in packets:
-        a.sendto(call.a_srtp.protect(packet), (LOCAL, call.to_a_port))
+        a.sendto(srtp.protect(packet), (LOCAL, call.to_a_port))
     assert await _take(b, 10) == packets
     b.sendto(_rtp(700), (LOCAL, call.to_b_port))  # latches the plain side
     b.sendto(_rtp(701), (LOCAL, call.to_b_port))
-    assert [call.a_srtp.unprotect(p) for p in await _take(a, 2)] == [_rtp(700), _rtp(701)]
-    forged = bytearray(call.a_srtp.protect(_rtp(11)))
+    assert [srtp.unprotect(p) for p in await _take(a, 2)] == [_rtp(700), _rtp(701)]
+    forged = bytearray(srtp.protect(_rtp(11)))
     forged[-1] ^= 1
     a.sendto(bytes(forged), (LOCAL, call.to_a_port))
-    a.sendto(call.a_srtp.protect(_rtp(12)), (LOCAL, call.to_a_port))
+    a.sendto(srtp.protect(_rtp(12)), (LOCAL, call.to_a_port))
     assert await _take(b, 2) == [_rtp(12)]
     port = call.port(call.to_a_port)
     assert port.fast is not None and port.fast.forwarded == 10
@@ -225,11 +231,9 @@ async def test_a_released_port_forwards_nothing(relay: BuiltinRelay) -> None:
 async def test_garbage_and_oversized_packets_from_the_peer_are_dropped_and_counted(
     relay: BuiltinRelay,
 ) -> None:
-    a, b = _udp(), _udp()
-    call = Call(relay, a, b)
-    await call.setup(SAVP_SDES)
-    assert call.a_srtp is not None
-    a.sendto(call.a_srtp.protect(_rtp(1)), (LOCAL, call.to_a_port))
+    call, srtp = await _sdes_call(relay)
+    a, b = call.a, call.b
+    a.sendto(srtp.protect(_rtp(1)), (LOCAL, call.to_a_port))
     b.sendto(_rtp(2), (LOCAL, call.to_b_port))
     assert len(await _take(b, 1)) == len(await _take(a, 1)) == 1
     # From the latched source, looking like RTP or RTCP: every length the fast path
@@ -244,10 +248,10 @@ async def test_garbage_and_oversized_packets_from_the_peer_are_dropped_and_count
     # would overflow the slot), and too long for a slot at all.
     for size in (4000, 5000):
         b.sendto(_rtp(3)[:12] + bytes(size), (LOCAL, call.to_b_port))
-    a.sendto(call.a_srtp.protect(_rtp(4)), (LOCAL, call.to_a_port))
+    a.sendto(srtp.protect(_rtp(4)), (LOCAL, call.to_a_port))
     b.sendto(_rtp(5), (LOCAL, call.to_b_port))
     assert await _take(b, 1) == [_rtp(4)]
-    assert [call.a_srtp.unprotect(p) for p in await _take(a, 1)] == [_rtp(5)]
+    assert [srtp.unprotect(p) for p in await _take(a, 1)] == [_rtp(5)]
     stats = await relay.stats("c1")
     assert stats is not None
     srtp_leg, plain_leg = stats.legs
