@@ -27,6 +27,7 @@ than methods that call them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -200,6 +201,7 @@ _SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 one media/_forward.c calls them with."""
 
 
+@functools.cache
 def libsrtp_functions() -> tuple[int, int, int, int] | None:
     """The addresses of libsrtp's srtp_protect, srtp_unprotect, srtp_protect_rtcp and
     srtp_unprotect_rtcp in pylibsrtp's binding, for the relay's fast path; None when
@@ -267,7 +269,11 @@ class SrtpContext:
         """Authenticate, replay-check and decrypt one received SRTP packet."""
         self.unprotect_rtcp = _processor(self._rx, "unprotect_rtcp", 0)
         """Authenticate, replay-check and decrypt one received SRTCP packet."""
-        tx, rx = _address(self._tx), _address(self._rx)
+        # Addresses only where the fast path may call libsrtp with them: without its
+        # functions it refuses a session, and the relay's Python does the work.
+        tx = rx = None
+        if libsrtp_functions() is not None:
+            tx, rx = _address(self._tx), _address(self._rx)
         self.sessions = None if tx is None or rx is None else (tx, rx)
         """The addresses of the outbound and inbound libsrtp sessions, which the relay's
         fast path uses while it holds this context (None: it cannot)."""

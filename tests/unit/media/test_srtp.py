@@ -9,6 +9,7 @@ from __future__ import annotations
 import pylibsrtp
 import pytest
 
+from media import srtp
 from media.srtp import DTLS_PROFILES, SUITES, SrtpContext, SrtpError
 
 SUITE_NAMES = sorted(SUITES)
@@ -242,3 +243,16 @@ def test_without_pylibsrtp_internals_its_methods_serve_with_the_same_errors() ->
         unprotect(rtp(2))
     with pytest.raises(SrtpError, match="too long"):
         protect(rtp(1, size=1600))
+
+
+def test_libsrtp_sessions_are_offered_to_the_fast_path_only_with_its_functions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = bytes(range(30))
+    if srtp.libsrtp_functions() is not None:
+        sessions = SrtpContext("AES_CM_128_HMAC_SHA1_80", key, key).sessions
+        assert sessions is not None and all(sessions)
+    # A pylibsrtp whose functions do not have the signature the fast path calls:
+    # no addresses, so the relay's Python keeps these packets.
+    monkeypatch.setattr(srtp, "libsrtp_functions", lambda: None)
+    assert SrtpContext("AES_CM_128_HMAC_SHA1_80", key, key).sessions is None
