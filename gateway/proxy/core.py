@@ -167,6 +167,17 @@ class _Forward:
     trunk: Target | None = None
     """What policy chose, when it chose a trunk: its codecs and media flags."""
 
+    def answer(self) -> None:
+        """A final response went upstream: nothing will be cancelled or sent again.
+
+        The copies for a CANCEL and a failover go now. An INVITE's forward stays
+        for 2xx retransmissions as long as its transactions (32 s), and parsed
+        requests held that long are what the garbage collector spends its passes on.
+        """
+        self.answered = True
+        self.outgoing = None
+        self.template = None
+
 
 class ProxyCore:
     """A stateful edge proxy: bytes and time in, bytes and deadlines out. Does not raise.
@@ -658,7 +669,7 @@ class ProxyCore:
                 self._track_call(forward.request, status)
                 if status < 300 and forward.request.method == "REGISTER":
                     self._track_registration(forward.source, response)
-            forward.answered = True
+            forward.answer()
         listener = self.stamp.listener_of(forward.source)
         if listener is not None:
             self._dress(response, listener)
@@ -839,7 +850,7 @@ class ProxyCore:
         """Answer the request of ``forward`` with a final response of our own."""
         if forward.answered:
             return
-        forward.answered = True
+        forward.answer()
         self._timers.cancel(forward.timer_c)
         self._timers.cancel(forward.answer_timer)
         identity = self._identity(forward.source)

@@ -111,8 +111,6 @@ class TransactionTimedOut:
 
     key: TransactionKey
     """The transaction that timed out; it is terminated."""
-    request: Request
-    """The request that started it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +127,6 @@ class TransportFailed:
 
     key: TransactionKey
     """The transaction that failed; it is terminated."""
-    request: Request
-    """The request that started it."""
 
 
 @dataclass(frozen=True, slots=True)

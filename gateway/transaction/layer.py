@@ -186,7 +186,6 @@ class _Transaction:
         "interval",
         "key",
         "machine",
-        "request",
         "request_bytes",
         "response_bytes",
         "response_to_tag",
@@ -196,11 +195,13 @@ class _Transaction:
         "to_tag",
     )
 
-    def __init__(self, key: TransactionKey, machine: Machine, request: Request, flow: Flow) -> None:
+    def __init__(self, key: TransactionKey, machine: Machine, flow: Flow) -> None:
         self.key = key
         self.machine = machine
         self.state: State = INITIAL[machine].next
-        self.request = request
+        # No parsed request is kept: a transaction outlives its answer by up to
+        # 32 s (Timers J, L, M), and thousands of parsed requests held that long
+        # are what the cyclic garbage collector would spend its passes scanning.
         self.flow = flow
         # Running timers: timer -> token of its live heap entry.
         self.timers: dict[Timer, int] = {}
@@ -390,7 +391,7 @@ class TransactionLayer:
         if key in self._client:
             raise LocalProtocolError(f"client transaction {branch} {method} already exists")
         machine = Machine.ICT if method == "INVITE" else Machine.NICT
-        txn = _Transaction(key, machine, request, flow)
+        txn = _Transaction(key, machine, flow)
         txn.request_bytes = bytes(request)
         if machine is Machine.ICT:
             txn.ack = _ack_template(request)
@@ -479,7 +480,7 @@ class TransactionLayer:
         self, request: Request, flow: Flow, key: TransactionKey, now: float
     ) -> None:
         method = request.method
-        txn = _Transaction(key, Machine.IST if method == "INVITE" else Machine.NIST, request, flow)
+        txn = _Transaction(key, Machine.IST if method == "INVITE" else Machine.NIST, flow)
         if key.legacy:
             # Kept, not read later from the request: the TU edits that to forward it.
             txn.ruri = request.ruri
@@ -622,7 +623,8 @@ class TransactionLayer:
     def _send_trying(
         self, txn: _Transaction, now: float, message: Request | Response | None, flow: Flow | None
     ) -> None:
-        data = bytes(make_response(txn.request, 100))
+        assert isinstance(message, Request)  # the INVITE that starts the transaction
+        data = bytes(make_response(message, 100))
         txn.response_bytes = data
         self._datagrams.append((data, txn.flow))
 
@@ -654,12 +656,12 @@ class TransactionLayer:
     def _report_timeout(
         self, txn: _Transaction, now: float, message: Request | Response | None, flow: Flow | None
     ) -> None:
-        self._events.append(TransactionTimedOut(txn.key, txn.request))
+        self._events.append(TransactionTimedOut(txn.key))
 
     def _report_transport_error(
         self, txn: _Transaction, now: float, message: Request | Response | None, flow: Flow | None
     ) -> None:
-        self._events.append(TransportFailed(txn.key, txn.request))
+        self._events.append(TransportFailed(txn.key))
 
     def _start_retransmit(
         self, txn: _Transaction, now: float, message: Request | Response | None, flow: Flow | None

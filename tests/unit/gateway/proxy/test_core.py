@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
+import types
+from collections.abc import Callable
 
 import pytest
 
@@ -421,3 +424,42 @@ def test_a_response_whose_upstream_via_was_mangled_still_goes_back_its_way(
     ((response, flow),) = sent(proxy)
     assert isinstance(response, Response) and response.status == 180
     assert flow == BROWSER and response.via.branch == "z9hG4bKmangled"
+
+
+def parsed_requests_held_by(proxy: ProxyCore) -> int:
+    """The parsed requests the core holds on to, however deep (not via classes or modules)."""
+    seen: set[int] = set()
+    todo: list[object] = [proxy]
+    found = 0
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or isinstance(item, type | types.ModuleType | Callable):
+            continue
+        seen.add(id(item))
+        found += isinstance(item, Request)
+        todo.extend(gc.get_referents(item))
+    return found
+
+
+def test_an_answered_call_keeps_one_parsed_request_while_its_transactions_linger(
+    proxy: ProxyCore,
+) -> None:
+    # The INVITE's transactions wait 32 s after the 2xx (RFC 6026), the BYE's
+    # server transaction as long (Timer J): what they hold that long is what the
+    # garbage collector scans over and over, thousands of calls' worth.
+    invite = forwarded_invite(proxy)
+    assert parsed_requests_held_by(proxy) >= 2  # the INVITE as received, and as forwarded
+    proxy.receive(answer(invite, 200, "OK"), PBX, 0.1)
+    sent(proxy)
+    # Left: the INVITE as received, for retransmitted or forked 2xx responses.
+    assert parsed_requests_held_by(proxy) == 1
+    route = ", ".join(str(rr) for rr in reversed(invite.record_routes))
+    bye = browser_invite("BYE", uri="sip:600@192.0.2.20:5060", extra=f"Route: {route}\r\n")
+    bye = bye.replace(b"sbc.example.com>\r\n", b"sbc.example.com>;tag=pbx1\r\n", 1)
+    proxy.receive(bye, BROWSER, 0.2)
+    ((forwarded, _),) = sent(proxy)
+    assert isinstance(forwarded, Request)
+    proxy.receive(answer(forwarded, 200, "OK"), PBX, 0.3)
+    assert [m.status for m, _ in sent(proxy) if isinstance(m, Response)] == [200]
+    proxy.handle_timer(0.3)  # the BYE's server transaction ends (Timer J is 0 on a WebSocket)
+    assert parsed_requests_held_by(proxy) == 1

@@ -269,7 +269,7 @@ def test_timer_g_doubles_up_to_t2_and_timer_h_gives_up() -> None:
     assert times == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     # Timer H: the ACK never came.
     assert p.uas.events() == [
-        TransactionTimedOut(skey, received.request),
+        TransactionTimedOut(skey),
         TransactionTerminated(skey),
     ]
 
@@ -283,7 +283,7 @@ def test_timer_a_doubles_without_cap_until_timer_b() -> None:
     key = p.uac.send_request(inv, p.uac_flow, 0.0)
     discard(p.uac)
     assert run_timers(p.uac) == [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
-    assert p.uac.events() == [TransactionTimedOut(key, inv), TransactionTerminated(key)]
+    assert p.uac.events() == [TransactionTimedOut(key), TransactionTerminated(key)]
 
 
 def test_timer_b_is_one_handle_timer_call() -> None:
@@ -291,7 +291,7 @@ def test_timer_b_is_one_handle_timer_call() -> None:
     inv = request()
     key = p.uac.send_request(inv, p.uac_flow, 0.0)
     p.uac.handle_timer(0.0 + 64 * T1)
-    assert p.uac.events() == [TransactionTimedOut(key, inv), TransactionTerminated(key)]
+    assert p.uac.events() == [TransactionTimedOut(key), TransactionTerminated(key)]
     assert len(p.uac) == 0 and p.uac.get_timer() is None
 
 
@@ -301,7 +301,7 @@ def test_timer_e_doubles_up_to_t2_until_timer_f() -> None:
     key = p.uac.send_request(options, p.uac_flow, 0.0)
     discard(p.uac)
     assert run_timers(p.uac) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    assert p.uac.events() == [TransactionTimedOut(key, options), TransactionTerminated(key)]
+    assert p.uac.events() == [TransactionTimedOut(key), TransactionTerminated(key)]
 
 
 def test_timer_e_is_t2_after_a_provisional() -> None:
@@ -324,7 +324,7 @@ def test_timer_f_times_out_a_non_invite() -> None:
     key = p.uac.send_request(bye, p.uac_flow, 0.0)
     p.uac.handle_timer(64 * T1)
     assert discard(p.uac) == [bytes(bye)]  # only the first transmission: reliable flow
-    assert p.uac.events() == [TransactionTimedOut(key, bye), TransactionTerminated(key)]
+    assert p.uac.events() == [TransactionTimedOut(key), TransactionTerminated(key)]
 
 
 def test_a_late_tick_fires_each_timer_once_and_rearms_from_now() -> None:
@@ -730,7 +730,7 @@ def test_transport_failure_fails_client_transactions_on_that_flow() -> None:
     okey = p.uac.send_request(request("OPTIONS", branch="z9hG4bKother"), other, 0.0)
     discard(p.uac)
     p.uac.transport_failed(p.uac_flow, 1.0)
-    assert p.uac.events() == [TransportFailed(key, inv), TransactionTerminated(key)]
+    assert p.uac.events() == [TransportFailed(key), TransactionTerminated(key)]
     assert len(p.uac) == 1 and p.uac.state(okey) is NictState.TRYING
     p.uac.transport_failed(Flow("tcp", UAC_ADDR, UAS_ADDR, 99), 1.0)  # no such flow
     assert p.uac.events() == []
@@ -750,7 +750,7 @@ def test_transport_failure_spares_accepted_and_fails_waiting_servers() -> None:
     [bye] = p.uas.events()
     assert isinstance(bye, RequestReceived) and bye.key is not None
     p.uas.transport_failed(p.uas_flow, 1.1)
-    assert p.uas.events() == [TransportFailed(bye.key, bye.request), TransactionTerminated(bye.key)]
+    assert p.uas.events() == [TransportFailed(bye.key), TransactionTerminated(bye.key)]
     assert p.uas.state(server_key(received)) is IstState.ACCEPTED
 
 
