@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
 from enum import Enum
 
 from gateway.sip.flow import Flow
@@ -95,22 +94,30 @@ class FrameError(ValueError):
     """A frame that does not decode (a bug or a stranger on the socket)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    kind: FrameKind
-    flow: Flow
-    payload: bytes
-
+Frame = tuple[FrameKind, Flow, bytes]
+"""A decoded frame: its kind, the flow it names and its payload."""
 
 _KINDS = {kind.value.encode(): kind for kind in FrameKind}
+_KIND_BYTES = {kind: kind.value.encode() for kind in FrameKind}
+_MEMO_SIZE = 4096
+"""Flows whose header text each worker keeps, both ways; emptied when full."""
+# The same few flows (the trunk, the busy connections) head frame after frame:
+# their text is written and read once, not per frame.
+_FLOW_TEXT: dict[Flow, bytes] = {}
+_TEXT_FLOW: dict[bytes, Flow] = {}
 
 
 def encode_frame(kind: FrameKind, flow: Flow, payload: bytes) -> bytes:
-    header = (
-        f"{kind.value} {flow.transport} {flow.local[0]} {flow.local[1]} "
-        f"{flow.remote[0]} {flow.remote[1]} {flow.connection}\n"
-    )
-    return header.encode() + payload
+    text = _FLOW_TEXT.get(flow)
+    if text is None:
+        text = (
+            f" {flow.transport} {flow.local[0]} {flow.local[1]} "
+            f"{flow.remote[0]} {flow.remote[1]} {flow.connection}\n"
+        ).encode()
+        if len(_FLOW_TEXT) >= _MEMO_SIZE:
+            _FLOW_TEXT.clear()
+        _FLOW_TEXT[flow] = text
+    return b"".join((_KIND_BYTES[kind], text, payload))
 
 
 _LENGTH = 4
@@ -139,17 +146,30 @@ def decode_frame(data: bytes) -> Frame:
     """Raises:
     FrameError: not a frame :func:`encode_frame` makes."""
     end = data.find(b"\n")
-    fields = data[:end].split(b" ") if end > 0 else []
-    if len(fields) != 7 or fields[0] not in _KINDS:
+    kind = _KINDS.get(data[:1])
+    if end < 2 or kind is None:
         raise FrameError(f"bad frame header {data[:80]!r}")
-    kind, transport, local_host, local_port, remote_host, remote_port, connection = fields
+    text = data[1 : end + 1]
+    flow = _TEXT_FLOW.get(text)
+    if flow is None:
+        flow = _flow(text)
+        if len(_TEXT_FLOW) >= _MEMO_SIZE:
+            _TEXT_FLOW.clear()
+        _TEXT_FLOW[text] = flow
+    return kind, flow, data[end + 1 :]
+
+
+def _flow(text: bytes) -> Flow:
+    fields = text[1:-1].split(b" ")
+    if len(fields) != 6 or text[:1] != b" ":
+        raise FrameError(f"bad frame header {text[:80]!r}")
+    transport, local_host, local_port, remote_host, remote_port, connection = fields
     try:
-        flow = Flow(
+        return Flow(
             transport.decode(),
             (local_host.decode(), int(local_port)),
             (remote_host.decode(), int(remote_port)),
             int(connection),
         )
     except (UnicodeDecodeError, ValueError):
-        raise FrameError(f"bad frame header {data[:80]!r}") from None
-    return Frame(_KINDS[kind], flow, data[end + 1 :])
+        raise FrameError(f"bad frame header {text[:80]!r}") from None

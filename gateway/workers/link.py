@@ -181,10 +181,10 @@ class WorkerLink:
                     logger.exception("! frame from a worker failed")
 
     def _handle(self, data: bytes) -> None:
-        frame = decode_frame(data)
-        if frame.kind is FrameKind.MESSAGE:
-            self.engine.message_received(frame.payload, frame.flow)
-        elif frame.kind is FrameKind.SEND:
-            self.engine.send(frame.payload, frame.flow)
+        kind, flow, payload = decode_frame(data)
+        if kind is FrameKind.MESSAGE:
+            self.engine.message_received(payload, flow)
+        elif kind is FrameKind.SEND:
+            self.engine.send(payload, flow)
         else:
-            self.engine.flow_failed(frame.flow, frame.payload.decode("utf-8", "replace"))
+            self.engine.flow_failed(flow, payload.decode("utf-8", "replace"))
