@@ -127,45 +127,84 @@ class _Refusal:
 _Hop = tuple[Flow, Listener]
 
 
-@dataclass(slots=True, eq=False)
 class _Forward:
-    """One request proxied downstream: its server side and its client side."""
+    """One request proxied downstream: its server side and its client side.
 
-    server: TransactionKey
-    request: Request
-    """The request as received (what Wedge's own responses are built from)."""
-    source: Flow
-    """The flow it came in on."""
-    started: float
-    outgoing: Request | None = None
-    """The request as forwarded (what a CANCEL is built from)."""
-    flow: Flow | None = None
-    """The flow it was forwarded on."""
-    client: TransactionKey | None = None
-    by_token: bool = False
-    """It was sent on the flow a token named: if that flow is gone, 430 (RFC 5626)."""
-    provisional: bool = False
-    """A provisional response came back, so a CANCEL may be sent (§9.1)."""
-    cancelled: bool = False
-    cancel_sent: bool = False
-    answered: bool = False
-    """A final response went upstream."""
-    timer_c: int = 0
-    """Token of the live Timer C (0: none)."""
-    trunk_target: TargetKey | None = None
-    """The trunk target it went to, when policy sent it to a trunk."""
-    alternatives: list[TargetKey] = field(default_factory=list)
-    """The trunk's further targets, in failover order."""
-    template: Request | None = None
-    """The request routed but not yet stamped: what a failover sends again."""
-    in_listener: Listener | None = None
-    loop_hash: str = ""
-    answer_timer: int = 0
-    """Token of the timer that moves to the next target if nothing answers (0: none)."""
-    media_profile: str | None = None
-    """The media profile policy names for the trunk it went to (None: by transport)."""
-    trunk: Target | None = None
-    """What policy chose, when it chose a trunk: its codecs and media flags."""
+    Attributes:
+        server: the server transaction it came in on.
+        request: the request as received (what Wedge's own responses are built from).
+        source: the flow it came in on.
+        started: when it came in.
+        outgoing: the request as forwarded (what a CANCEL is built from).
+        flow: the flow it was forwarded on.
+        client: the client transaction it went out on.
+        by_token: it was sent on the flow a token named: if that flow is gone,
+            430 (RFC 5626).
+        provisional: a provisional response came back, so a CANCEL may be sent (§9.1).
+        cancelled, cancel_sent: the caller cancelled it; a CANCEL went downstream.
+        answered: a final response went upstream.
+        timer_c: token of the live Timer C (0: none).
+        trunk_target: the trunk target it went to, when policy sent it to a trunk.
+        alternatives: the trunk's further targets, in failover order.
+        template: the request routed but not yet stamped: what a failover sends again.
+        in_listener, loop_hash: the listener it came in on, and its §16.6 loop hash.
+        answer_timer: token of the timer that moves to the next target if nothing
+            answers (0: none).
+        media_profile: the media profile policy names for the trunk it went to
+            (None: by transport).
+        trunk: what policy chose, when it chose a trunk: its codecs and media flags.
+    """
+
+    # Written out rather than a dataclass: one is made per request, and the
+    # __init__ ``dataclasses`` generates stays interpreted in the compiled build.
+    __slots__ = (
+        "alternatives",
+        "answer_timer",
+        "answered",
+        "by_token",
+        "cancel_sent",
+        "cancelled",
+        "client",
+        "flow",
+        "in_listener",
+        "loop_hash",
+        "media_profile",
+        "outgoing",
+        "provisional",
+        "request",
+        "server",
+        "source",
+        "started",
+        "template",
+        "timer_c",
+        "trunk",
+        "trunk_target",
+    )
+
+    def __init__(
+        self, server: TransactionKey, request: Request, source: Flow, started: float
+    ) -> None:
+        self.server = server
+        self.request = request
+        self.source = source
+        self.started = started
+        self.outgoing: Request | None = None
+        self.flow: Flow | None = None
+        self.client: TransactionKey | None = None
+        self.by_token = False
+        self.provisional = False
+        self.cancelled = False
+        self.cancel_sent = False
+        self.answered = False
+        self.timer_c = 0
+        self.trunk_target: TargetKey | None = None
+        self.alternatives: list[TargetKey] = []
+        self.template: Request | None = None
+        self.in_listener: Listener | None = None
+        self.loop_hash = ""
+        self.answer_timer = 0
+        self.media_profile: str | None = None
+        self.trunk: Target | None = None
 
     def answer(self) -> None:
         """A final response went upstream: nothing will be cancelled or sent again.

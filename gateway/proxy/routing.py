@@ -190,14 +190,17 @@ class RouteStamp:
 
         A request that comes back with the same hash in one of our Vias has looped;
         a spiral (changed Request-URI or route) hashes differently (§16.3 step 4).
+        From, To and CSeq go in as written, tags and all: no proxy edits them, and
+        reading the text spares parsing headers nothing else here needs.
         """
+        headers = request.headers
         parts = (
             request.uri,
             request.call_id,
-            request.from_.tag or "",
-            request.to.tag or "",
-            str(request.cseq.number),
-            ",".join(request.headers.get_all("proxy-require")),
+            headers.get("from") or "",
+            headers.get("to") or "",
+            headers.get("cseq") or "",
+            ",".join(headers.get_all("proxy-require")),
         )
         return f"{zlib.crc32(chr(10).join(parts).encode()):08x}"
 

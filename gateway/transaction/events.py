@@ -8,8 +8,7 @@ server transaction, the CANCEL that targets it) to the request that started it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from gateway.sip.flow import Flow
 from gateway.sip.message import Request, Response
@@ -59,8 +58,33 @@ class TransactionKey(NamedTuple):
         return self.branch or "/".join(self.legacy)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestReceived:
+class _Event:
+    """Events compare, hash and print as the values they carry.
+
+    Written out rather than frozen dataclasses: the layer makes several per
+    message, and the methods ``dataclasses`` generates stay interpreted Python in
+    the compiled build (setup.py), several times the cost of these.
+    """
+
+    __slots__ = ()
+
+    def _values(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Event)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._values()!r}"
+
+
+class RequestReceived(_Event):
     """A request arrived that the user must act on.
 
     That is the first copy of a request (a new server transaction), an ACK that
@@ -68,21 +92,36 @@ class RequestReceived:
     its own, RFC 3261 §17.1.1.3 and §13.2.2.4, or a stray ACK), or a CANCEL (a
     new non-INVITE server transaction, §9.2). Retransmissions are absorbed and
     never reported again.
+
+    Attributes:
+        request: the request as received. The user may edit it; the layer kept
+            what it needs.
+        flow: the flow it arrived on; the server transaction answers on the same flow.
+        key: the new server transaction, or None for an ACK (an ACK never creates one).
+        cancels: for a CANCEL, the INVITE server transaction it matches by the §9.2
+            rules, or None when there is none (the user answers 481). None for
+            other methods.
     """
 
-    request: Request
-    """The request as received. The user may edit it; the layer kept what it needs."""
-    flow: Flow
-    """The flow it arrived on; the server transaction answers on the same flow."""
-    key: TransactionKey | None
-    """The new server transaction, or None for an ACK (an ACK never creates one)."""
-    cancels: TransactionKey | None = None
-    """For a CANCEL: the INVITE server transaction it matches by the §9.2 rules,
-    or None when there is none (the user answers 481). None for other methods."""
+    __slots__ = ("cancels", "flow", "key", "request")
+
+    def __init__(
+        self,
+        request: Request,
+        flow: Flow,
+        key: TransactionKey | None,
+        cancels: TransactionKey | None = None,
+    ) -> None:
+        self.request: Final = request
+        self.flow: Final = flow
+        self.key: Final = key
+        self.cancels: Final = cancels
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.request, self.flow, self.key, self.cancels)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseReceived:
+class ResponseReceived(_Event):
     """A response arrived for one of our client transactions and goes to the user.
 
     Provisional responses and the first final response are reported; a 2xx that
@@ -90,18 +129,37 @@ class ResponseReceived:
     update to RFC 3261 §17.1.1.2) is reported each time, so a proxy can forward
     every 2xx upstream. A retransmitted non-2xx final response is absorbed (and
     re-ACKed).
+
+    Attributes:
+        response: the response as received.
+        key: the client transaction it belongs to; None only for a stray response
+            when the layer was built with ``report_stray_responses=True``.
     """
 
-    response: Response
-    """The response as received."""
-    key: TransactionKey | None
-    """The client transaction it belongs to; None only for a stray response when
-    the layer was built with ``report_stray_responses=True``."""
+    __slots__ = ("key", "response")
+
+    def __init__(self, response: Response, key: TransactionKey | None) -> None:
+        self.response: Final = response
+        self.key: Final = key
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.response, self.key)
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionTimedOut:
-    """A transaction gave up waiting.
+class _Ended(_Event):
+    """An event that names a transaction and nothing else: it has ended."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: TransactionKey) -> None:
+        self.key: Final = key
+
+    def _values(self) -> tuple[object, ...]:
+        return (self.key,)
+
+
+class TransactionTimedOut(_Ended):
+    """A transaction gave up waiting; it is terminated.
 
     Client: Timer B (INVITE, still Calling) or Timer F (non-INVITE) fired before
     any final response came (§17.1.1.2, §17.1.2.2); a proxy treats it as a 408
@@ -109,13 +167,12 @@ class TransactionTimedOut:
     non-2xx final response never came (§17.2.1).
     """
 
-    key: TransactionKey
-    """The transaction that timed out; it is terminated."""
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TransportFailed:
-    """The transport could not carry this transaction's messages (RFC 3261 §17.1.4, §17.2.4).
+class TransportFailed(_Ended):
+    """The transport could not carry this transaction's messages (RFC 3261 §17.1.4,
+    §17.2.4); it is terminated.
 
     Reported after :meth:`TransactionLayer.transport_failed` for every
     transaction on that flow that the failure ends. A client transaction that had
@@ -125,20 +182,17 @@ class TransportFailed:
     user only has to forget the key.
     """
 
-    key: TransactionKey
-    """The transaction that failed; it is terminated."""
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionTerminated:
+class TransactionTerminated(_Ended):
     """A transaction reached Terminated and the layer forgot it.
 
     Always the last event about ``key``, after any TransactionTimedOut or
     TransportFailed; the user can drop whatever it kept for the key.
     """
 
-    key: TransactionKey
-    """The transaction that ended."""
+    __slots__ = ()
 
 
 Event = (
