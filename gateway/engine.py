@@ -177,14 +177,17 @@ class Engine:
     def _rearm(self) -> None:
         assert self.core is not None
         deadline = self.core.get_timer()
-        if deadline == self._deadline:
+        armed = self._deadline
+        # Most messages move the core's next deadline later (a new transaction's
+        # timers) or leave it: a timer already set for sooner stays, and when it
+        # fires for nothing the pump sets the next one. Only a sooner deadline
+        # costs a new loop timer.
+        if deadline is None or (armed is not None and armed <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._deadline = deadline
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -74,3 +75,45 @@ async def test_a_failed_timer_is_armed_again(caplog: pytest.LogCaptureFixture) -
         while core.fired < 3:
             await asyncio.sleep(0.01)
     assert any("timer work failed" in r.getMessage() for r in caplog.records)
+
+
+class Deadlines(BrokenOnBoom):
+    """A core whose next deadline each message sets; it records when its timer ran."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+        self.deadline: float | None = None
+        self.due: list[float] = []
+        self.ran: list[tuple[float, float]] = []  # (loop time, deadline then due)
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        self.due.append(now + float(data))
+        self.deadline = min(self.due)
+
+    def get_timer(self) -> float | None:
+        return self.deadline
+
+    def handle_timer(self, now: float) -> None:
+        self.ran.append((self.loop.time(), min(self.due)))
+        self.due = [due for due in self.due if due > now]
+        self.deadline = min(self.due, default=None)
+
+
+async def test_the_timer_serves_the_soonest_deadline_and_the_later_ones_after_it() -> None:
+    loop = asyncio.get_running_loop()
+    engine = Engine(loop)
+    core = Deadlines(loop)
+    engine.attach(core)  # type: ignore[arg-type]
+    start = loop.time()
+    for delay in (b"0.15", b"0.30", b"0.05", b"0.20"):  # later ones keep the timer set
+        engine.message_received(delay, FLOW)
+    async with asyncio.timeout(5):
+        while core.due:
+            await asyncio.sleep(0.01)
+    ran_at = [round(when - start, 2) for when, _ in core.ran]
+    # Every deadline was served once, in order, none before its time (asyncio may
+    # run a timer up to its clock's resolution early; the core is told "now" then).
+    resolution = time.get_clock_info("monotonic").resolution
+    assert all(when >= due - resolution for when, due in core.ran)
+    assert len(ran_at) == 4 and ran_at == sorted(ran_at)
