@@ -17,6 +17,7 @@ from gateway.sip.message import (
     make_cancel,
     make_response,
     parse_message,
+    trying_bytes,
 )
 from gateway.sip.uri import AbsoluteUri, SipUri, TelUri, parse_uri
 
@@ -45,4 +46,5 @@ __all__ = [
     "make_response",
     "parse_message",
     "parse_uri",
+    "trying_bytes",
 ]

@@ -52,6 +52,7 @@ __all__ = [
     "Response",
     "make_response",
     "parse_message",
+    "trying_bytes",
 ]
 
 T = TypeVar("T")
@@ -333,6 +334,25 @@ def make_response(
     yet, which §8.2.6.2 requires of every response but a 100. ``extra`` headers
     come before Content-Length, which is 0: the responses Wedge makes have no body.
     """
+    pairs = _response_pairs(request, status, to_tag, extra)
+    return Response(status, reason or REASONS.get(status, "Unknown"), Headers.of(pairs))
+
+
+def trying_bytes(request: Request) -> bytes:
+    """``bytes(make_response(request, 100))``, written straight from the request.
+
+    Every INVITE a proxy receives gets a 100 at once (RFC 3261 §16.2), and only
+    its bytes are ever needed: no Response object is built for it.
+    """
+    lines = ["SIP/2.0 100 Trying"]
+    lines += [f"{name}: {value}" for name, value in _response_pairs(request, 100, None, ())]
+    lines += ["", ""]
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _response_pairs(
+    request: Request, status: int, to_tag: str | None, extra: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str]]:
     headers = request.headers
     pairs = [("Via", value) for value in headers.get_all("via")]
     pairs.extend(("From", value) for value in headers.get_all("from"))
@@ -344,7 +364,7 @@ def make_response(
         pairs.extend((name, value) for value in headers.get_all(name))
     pairs.extend(extra)
     pairs.append(("Content-Length", "0"))
-    return Response(status, reason or REASONS.get(status, "Unknown"), Headers.of(pairs))
+    return pairs
 
 
 def make_cancel(invite: Request) -> Request:

@@ -69,7 +69,7 @@ from typing import NamedTuple
 from gateway.sip.errors import LocalProtocolError, ParseError
 from gateway.sip.flow import Flow
 from gateway.sip.headers import Headers, Uri
-from gateway.sip.message import Request, Response, make_response
+from gateway.sip.message import Request, Response, trying_bytes
 from gateway.transaction.events import (
     Event,
     RequestReceived,
@@ -624,7 +624,7 @@ class TransactionLayer:
         self, txn: _Transaction, now: float, message: Request | Response | None, flow: Flow | None
     ) -> None:
         assert isinstance(message, Request)  # the INVITE that starts the transaction
-        data = bytes(make_response(message, 100))
+        data = trying_bytes(message)
         txn.response_bytes = data
         self._datagrams.append((data, txn.flow))
 

@@ -11,7 +11,9 @@ from gateway.sip import (
     Response,
     SipUri,
     make_cancel,
+    make_response,
     parse_message,
+    trying_bytes,
 )
 from gateway.sip.message import (
     _REMEMBERED_LONGEST,
@@ -372,3 +374,24 @@ def test_make_cancel_copies_what_rfc_3261_9_1_says() -> None:
     assert (cancel.call_id, str(cancel.cseq), cancel.body) == ("c1", "7 CANCEL", b"")
     assert cancel.headers.get("to") == "<sip:bob@example.com>"
     assert "contact" not in cancel.headers
+
+
+def test_a_100_trying_is_written_as_make_response_writes_it() -> None:
+    # Two Via lines (one with two values), compact forms, a Timestamp to echo.
+    data = (
+        b"INVITE sip:bob@example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa, SIP/2.0/TCP h;branch=z9hG4bKb\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKc\r\n"
+        b"f: <sip:alice@example.com>;tag=1\r\nt: <sip:bob@example.com>\r\n"
+        b"i: trying-1\r\nCSeq: 7 INVITE\r\nTimestamp: 54.0 0.2\r\nMax-Forwards: 70\r\n"
+        b"l: 0\r\n\r\n"
+    )
+    request = parse_message(data)
+    assert isinstance(request, Request)
+    written = trying_bytes(request)
+    assert written == bytes(make_response(request, 100))
+    trying = parse_message(written)
+    assert isinstance(trying, Response) and (trying.status, trying.reason) == (100, "Trying")
+    assert [str(via) for via in trying.vias] == [str(via) for via in request.vias]
+    assert trying.to.tag is None and trying.call_id == "trying-1"
+    assert trying.headers.get("timestamp") == "54.0 0.2"
