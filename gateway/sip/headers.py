@@ -507,16 +507,14 @@ class Headers:
     __slots__ = ("_cache", "_fields", "_groups", "edited")
 
     def __init__(
-        self, fields: list[Field] | None = None, groups: dict[str, list[str]] | None = None
+        self, fields: list[Field] | None = None, groups: dict[str, tuple[str, ...]] | None = None
     ) -> None:
         self._fields: list[Field] = fields if fields is not None else []
         if groups is None:
             groups = {}
             for key, value, _ in self._fields:
-                if key in groups:
-                    groups[key].append(value)
-                else:
-                    groups[key] = [value]
+                known = groups.get(key)
+                groups[key] = (value,) if known is None else (*known, value)
         self._groups = groups
         # view -> what it read; the views of a header are dropped when it is edited.
         self._cache: dict[View[Any], Any] = {}
@@ -539,7 +537,7 @@ class Headers:
         other.edited = self.edited
         return other
 
-    def grouped(self) -> dict[str, list[str]]:
+    def grouped(self) -> dict[str, tuple[str, ...]]:
         """Every key present, with the values of its lines in order. Do not modify."""
         return self._groups
 
@@ -593,11 +591,8 @@ class Headers:
 
     # -- editing -----------------------------------------------------------
 
-    def _touch(self, key: str, values: list[str]) -> None:
-        """Note an edit of ``key``, whose lines now hold ``values``, in order.
-
-        ``values`` is a new list: copies of this store share the old one.
-        """
+    def _touch(self, key: str, values: tuple[str, ...]) -> None:
+        """Note an edit of ``key``, whose lines now hold ``values``, in order."""
         self.edited = True
         if values:
             self._groups[key] = values
@@ -613,7 +608,7 @@ class Headers:
         field = _field(name, value)
         key = field[0]
         self._fields.append(field)
-        self._touch(key, [*self._groups.get(key, ()), value])
+        self._touch(key, (*self._groups.get(key, ()), value))
 
     def prepend(self, name: str, value: str) -> None:
         """Add a field line above the first line of the same name (or at the top).
@@ -624,7 +619,7 @@ class Headers:
         key = field[0]
         index = next((i for i, f in enumerate(self._fields) if f[0] == key), 0)
         self._fields.insert(index, field)
-        self._touch(key, [value, *self._groups.get(key, ())])
+        self._touch(key, (value, *self._groups.get(key, ())))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line called ``name`` by one line, where the first one stood."""
@@ -638,7 +633,7 @@ class Headers:
             fields[found[0]] = field
             for index in reversed(found[1:]):
                 del fields[index]
-        self._touch(key, [value])
+        self._touch(key, (value,))
 
     def remove(self, name: str) -> int:
         """Remove every line called ``name``; return how many there were."""
@@ -647,7 +642,7 @@ class Headers:
         self._fields = [f for f in self._fields if f[0] != key]
         removed = before - len(self._fields)
         if removed:
-            self._touch(key, [])
+            self._touch(key, ())
         return removed
 
     def pop_first_value(self, name: str) -> str | None:
@@ -667,7 +662,7 @@ class Headers:
             else:
                 kept = ", ".join(values[1:])
                 self._fields[index] = _field(field[2].partition(":")[0], kept)
-                rest.insert(0, kept)
+                rest = (kept, *rest)
             self._touch(key, rest)
             return values[0]
         return None
@@ -681,7 +676,7 @@ class Headers:
                 values[0] = value
                 line = ", ".join(values)
                 self._fields[index] = _field(field[2].partition(":")[0], line)
-                self._touch(key, [line, *self._groups[key][1:]])
+                self._touch(key, (line, *self._groups[key][1:]))
                 return
         raise KeyError(name)
 

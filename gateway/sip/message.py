@@ -438,7 +438,9 @@ def _headers(lines: list[str], folded: bool = False) -> Headers:
     and the block is then read again with its continuations joined.
     """
     fields = []
-    groups: dict[str, list[str]] = {}
+    # Tuples, not lists: the collector stops scanning a tuple of strings after
+    # its first pass, and the requests a call keeps live for seconds.
+    groups: dict[str, tuple[str, ...]] = {}
     fast_key = FAST_KEYS.get
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -453,10 +455,8 @@ def _headers(lines: list[str], folded: bool = False) -> Headers:
             value = value.replace("\r\n", " ")
         value = value.strip(" \t")
         fields.append((key, value, line))
-        if key in groups:
-            groups[key].append(value)
-        else:
-            groups[key] = [value]
+        known = groups.get(key)
+        groups[key] = (value,) if known is None else (*known, value)
     return Headers(fields, groups)
 
 
@@ -535,7 +535,7 @@ def _check_version(version: str) -> None:
 # value every receiver reads (the top Via, the CSeq), cached as if read (_HANDED_OVER).
 
 
-def _check(groups: dict[str, list[str]], message: Message) -> None:
+def _check(groups: dict[str, tuple[str, ...]], message: Message) -> None:
     if not groups.keys() >= _REQUIRED_KEYS:
         missing = next(key for key in _REQUIRED if key not in groups)
         raise ParseError(f"missing {_NAMES[missing]}")
@@ -551,13 +551,13 @@ def _check(groups: dict[str, list[str]], message: Message) -> None:
         raise ParseError("CSeq method does not match the Request-Line")
 
 
-def _one(values: list[str], key: str) -> str:
+def _one(values: tuple[str, ...], key: str) -> str:
     if len(values) != 1:
         raise ParseError(f"{_NAMES[key]} must appear once")
     return values[0]
 
 
-def _check_vias(values: list[str]) -> Via:
+def _check_vias(values: tuple[str, ...]) -> Via:
     """Check every Via value; return the top one."""
     count = 0
     top: _ViaLine | None = None
@@ -657,20 +657,20 @@ def _is_bracketed_name_addr(value: str) -> bool:
 _is_route_entry = _Remembered(_is_bracketed_name_addr)
 
 
-def _check_call_id(values: list[str]) -> None:
+def _check_call_id(values: tuple[str, ...]) -> None:
     if not _is_call_id(_one(values, "call-id")):
         raise ParseError("malformed Call-ID")
 
 
-def _check_cseq(values: list[str]) -> CSeq:
+def _check_cseq(values: tuple[str, ...]) -> CSeq:
     return CSeq.parse(_one(values, "cseq"))
 
 
-def _checker_name_addr(key: str) -> Callable[[list[str]], None]:
+def _checker_name_addr(key: str) -> Callable[[tuple[str, ...]], None]:
     """A check for From or To: exactly one name-addr or addr-spec."""
     name = _NAMES[key]
 
-    def check(values: list[str]) -> None:
+    def check(values: tuple[str, ...]) -> None:
         value = _one(values, key)
         if not _is_name_addr(value):
             raise ParseError(_name_addr_problem(value, name))
@@ -693,10 +693,10 @@ def _name_addr_problem(value: str, name: str) -> str:
     return f"malformed {name}"
 
 
-def _checker_number(key: str, maximum: int) -> Callable[[list[str]], None]:
+def _checker_number(key: str, maximum: int) -> Callable[[tuple[str, ...]], None]:
     name = _NAMES[key]
 
-    def check(values: list[str]) -> None:
+    def check(values: tuple[str, ...]) -> None:
         value = _one(values, key)
         if grammar.digits_re.fullmatch(value) is None:
             raise ParseError(f"malformed {name}")
@@ -707,13 +707,13 @@ def _checker_number(key: str, maximum: int) -> Callable[[list[str]], None]:
     return check
 
 
-def _check_content_type(values: list[str]) -> None:
+def _check_content_type(values: tuple[str, ...]) -> None:
     if grammar.media_type_re.fullmatch(_one(values, "content-type")) is None:
         raise ParseError("malformed Content-Type")
 
 
-def _check_contacts(values: list[str]) -> None:
-    if values == ["*"]:
+def _check_contacts(values: tuple[str, ...]) -> None:
+    if values == ("*",):
         return
     for line in values:
         for value in grammar.split_commas(line) if "," in line else (line,):
@@ -723,11 +723,11 @@ def _check_contacts(values: list[str]) -> None:
                 raise ParseError(_name_addr_problem(value, "Contact"))
 
 
-def _checker_route_list(key: str) -> Callable[[list[str]], None]:
+def _checker_route_list(key: str) -> Callable[[tuple[str, ...]], None]:
     """Route, Record-Route and Path hold name-addrs only (RFC 3261 §20.30, §20.34)."""
     name = _NAMES[key]
 
-    def check(values: list[str]) -> None:
+    def check(values: tuple[str, ...]) -> None:
         for line in values:
             for value in grammar.split_commas(line):
                 if not _is_route_entry(value):
@@ -736,7 +736,7 @@ def _checker_route_list(key: str) -> Callable[[list[str]], None]:
     return check
 
 
-def _check_date(values: list[str]) -> None:
+def _check_date(values: tuple[str, ...]) -> None:
     # RFC 3261 §20.17: rfc1123-date, and "SIP only supports recent dates" in GMT.
     if grammar.date_re.fullmatch(_one(values, "date")) is None:
         raise ParseError("malformed Date")
@@ -764,7 +764,7 @@ _NAMES = {
 _REQUIRED = ("via", "call-id", "cseq", "from", "to")
 _REQUIRED_KEYS = frozenset(_REQUIRED)
 
-_CHECKS: dict[str, Callable[[list[str]], object]] = {
+_CHECKS: dict[str, Callable[[tuple[str, ...]], object]] = {
     "via": _check_vias,
     "call-id": _check_call_id,
     "cseq": _check_cseq,
