@@ -28,6 +28,9 @@ logger = logging.getLogger("wedge.transport")
 _KEEP_ALIVE_BYTES = b"\r\n"
 
 
+FLOWS_KEPT = 4096
+"""Peer addresses whose Flow a UDP listener keeps; emptied when full."""
+
 SOCKET_BUFFER = 4 * 1024 * 1024
 """Bytes of kernel buffer asked for each way on a UDP listener."""
 
@@ -41,6 +44,10 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.name = name
         self.local: Address = ("", 0)
         self._receiver = receiver
+        # One Flow per peer address, shared by every message and transaction of
+        # that peer: a trunk's thousands of live transactions hold one object, not
+        # thousands for the garbage collector to scan.
+        self._flows: dict[tuple[Any, ...], Flow] = {}
         self._endpoint: asyncio.DatagramTransport | None = None
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._debug = logger.isEnabledFor(logging.DEBUG)
@@ -66,8 +73,13 @@ class UdpTransport(asyncio.DatagramProtocol):
         # STUN over UDP, but phones send CRLF on UDP anyway. Nothing to answer.
         if not data.strip(_KEEP_ALIVE_BYTES):
             return
-        remote: Address = (addr[0], addr[1])  # IPv6 adds flowinfo and scope id
-        flow = Flow("udp", self.local, remote)
+        flow = self._flows.get(addr)
+        if flow is None:
+            remote: Address = (addr[0], addr[1])  # IPv6 adds flowinfo and scope id
+            flow = Flow("udp", self.local, remote)
+            if len(self._flows) >= FLOWS_KEPT:
+                self._flows.clear()
+            self._flows[addr] = flow
         if self._debug:
             logger.debug("< %d bytes flow=%s", len(data), flow)
         self._receiver.message_received(data, flow)

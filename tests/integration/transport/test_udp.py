@@ -32,9 +32,10 @@ async def test_round_trip_and_keep_alives(receiver: RecordingReceiver) -> None:
         client_transport.sendto(request(1))
         client_transport.sendto(request(2))
 
-        (first, flow), (second, _) = await receiver.wait_messages(2)
+        (first, flow), (second, again) = await receiver.wait_messages(2)
         assert (first, second) == (request(1), request(2))
         assert flow == Flow("udp", udp.local, client_address)
+        assert again is flow  # one Flow per peer, shared by its messages
         assert udp.local[0] == "127.0.0.1" and udp.local[1] != 0
 
         udp.send(b"SIP/2.0 200 OK\r\n\r\n", flow)
