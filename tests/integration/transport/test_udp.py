@@ -55,3 +55,25 @@ async def test_send_to_bad_address_does_not_raise(receiver: RecordingReceiver) -
     finally:
         await udp.close()
     udp.send(b"x", Flow("udp", udp.local, ("127.0.0.1", 9)))  # closed: logged only
+
+
+async def test_a_turns_datagrams_leave_in_order_and_close_sends_what_is_queued(
+    receiver: RecordingReceiver,
+) -> None:
+    udp = await open_udp("udp", "127.0.0.1", 0, receiver)
+    loop = asyncio.get_running_loop()
+    client_transport, client = await loop.create_datagram_endpoint(
+        _Client, local_addr=("127.0.0.1", 0), remote_addr=udp.local
+    )
+    try:
+        flow = Flow("udp", udp.local, client_transport.get_extra_info("sockname")[:2])
+        for n in range(3):
+            udp.send(request(n), flow)
+        async with asyncio.timeout(TIMEOUT):
+            assert [await client.received.get() for _ in range(3)] == [request(n) for n in range(3)]
+        udp.send(request(3), flow)
+        await udp.close()  # before the turn ends: still sent
+        async with asyncio.timeout(TIMEOUT):
+            assert await client.received.get() == request(3)
+    finally:
+        client_transport.close()
