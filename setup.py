@@ -26,6 +26,7 @@ COMPILED = [
     "gateway/transaction",
     "gateway/proxy",
     "gateway/policy.py",
+    "gateway/memo.py",
     "gateway/workers/dispatch.py",
 ]
 """The per-message path: the SIP parser, transactions, the proxy core, the routing

@@ -20,11 +20,11 @@ import hashlib
 import hmac
 import ipaddress
 import struct
-from typing import TypeVar
 
+from gateway.memo import remember
 from gateway.sip.flow import TRANSPORTS, Address, Flow
 
-__all__ = ["FlowTokens", "remember"]
+__all__ = ["FlowTokens"]
 
 _TRANSPORTS = sorted(TRANSPORTS)
 MAX_REMEMBERED = 10_000
@@ -58,7 +58,7 @@ class FlowTokens:
         """
         token = self._tokens.get(flow)
         if token is None:
-            token = remember(self._tokens, flow, self._encode(flow))
+            token = remember(self._tokens, flow, self._encode(flow), MAX_REMEMBERED)
         return token
 
     def decode(self, token: str) -> Flow | None:
@@ -72,7 +72,7 @@ class FlowTokens:
             return known
         decoded = self._decode(token)
         if decoded is not None:
-            remember(self._known, token, decoded)
+            remember(self._known, token, decoded, MAX_REMEMBERED)
         return decoded
 
     def _encode(self, flow: Flow) -> str:
@@ -112,18 +112,6 @@ class FlowTokens:
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.digest(self._secret, body, hashlib.sha256)[:_MAC_SIZE]
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def remember(known: dict[K, V], key: K, value: V) -> V:
-    """Store ``value`` under ``key``, dropping the oldest entry when full (dicts keep order)."""
-    if len(known) >= MAX_REMEMBERED:
-        del known[next(iter(known))]
-    known[key] = value
-    return value
 
 
 # A proxy meets the same few addresses over and over: remember their forms.

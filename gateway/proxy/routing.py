@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.proxy.flowtoken import FlowTokens, remember
+from gateway.memo import remember
+from gateway.proxy.flowtoken import MAX_REMEMBERED, FlowTokens
 from gateway.sip import Flow, NameAddr, Request, SipUri, Via
 from gateway.sip.flow import Address
 from gateway.sip.headers import Uri
@@ -259,7 +260,7 @@ class RouteStamp:
             return known
         mine = self._own_route(route.uri)
         if mine is not None and mine.flow is not None:
-            remember(self._own_routes, route.uri_text, mine)
+            remember(self._own_routes, route.uri_text, mine, MAX_REMEMBERED)
         return mine
 
     def _own_route(self, uri: Uri) -> OwnRoute | None:

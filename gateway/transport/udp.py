@@ -14,6 +14,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
+from gateway.memo import remember
 from gateway.sip import Flow
 from gateway.sip.flow import Address
 from gateway.transport.base import Receiver
@@ -29,7 +30,7 @@ _KEEP_ALIVE_BYTES = b"\r\n"
 
 
 FLOWS_KEPT = 4096
-"""Peer addresses whose Flow a UDP listener keeps; emptied when full."""
+"""Peer addresses whose Flow a UDP listener keeps; the oldest go first."""
 
 SOCKET_BUFFER = 4 * 1024 * 1024
 """Bytes of kernel buffer asked for each way on a UDP listener."""
@@ -78,10 +79,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         flow = self._flows.get(addr)
         if flow is None:
             remote: Address = (addr[0], addr[1])  # IPv6 adds flowinfo and scope id
-            flow = Flow("udp", self.local, remote)
-            if len(self._flows) >= FLOWS_KEPT:
-                self._flows.clear()
-            self._flows[addr] = flow
+            flow = remember(self._flows, addr, Flow("udp", self.local, remote), FLOWS_KEPT)
         if self._debug:
             logger.debug("< %d bytes flow=%s", len(data), flow)
         self._receiver.message_received(data, flow)
@@ -118,6 +116,9 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def _send_unsent(self, endpoint: asyncio.DatagramTransport) -> None:
         unsent, self._unsent = self._unsent, []
+        if endpoint.is_closing():  # lost since they were queued: nothing can carry them
+            logger.warning("! %d datagrams unsent: listener=%s closed", len(unsent), self.name)
+            return
         for data, flow in unsent:
             try:
                 endpoint.sendto(data, flow.remote)

@@ -27,6 +27,7 @@ import re
 import zlib
 from enum import Enum
 
+from gateway.memo import remember
 from gateway.sip.flow import Flow
 
 __all__ = [
@@ -100,7 +101,7 @@ Frame = tuple[FrameKind, Flow, bytes]
 _KINDS = {kind.value.encode(): kind for kind in FrameKind}
 _KIND_BYTES = {kind: kind.value.encode() for kind in FrameKind}
 _MEMO_SIZE = 4096
-"""Flows whose header text each worker keeps, both ways; emptied when full."""
+"""Flows whose header text each worker keeps, both ways; the oldest go first."""
 # The same few flows (the trunk, the busy connections) head frame after frame:
 # their text is written and read once, not per frame.
 _FLOW_TEXT: dict[Flow, bytes] = {}
@@ -114,9 +115,7 @@ def encode_frame(kind: FrameKind, flow: Flow, payload: bytes) -> bytes:
             f" {flow.transport} {flow.local[0]} {flow.local[1]} "
             f"{flow.remote[0]} {flow.remote[1]} {flow.connection}\n"
         ).encode()
-        if len(_FLOW_TEXT) >= _MEMO_SIZE:
-            _FLOW_TEXT.clear()
-        _FLOW_TEXT[flow] = text
+        remember(_FLOW_TEXT, flow, text, _MEMO_SIZE)
     return b"".join((_KIND_BYTES[kind], text, payload))
 
 
@@ -152,10 +151,7 @@ def decode_frame(data: bytes) -> Frame:
     text = data[1 : end + 1]
     flow = _TEXT_FLOW.get(text)
     if flow is None:
-        flow = _flow(text)
-        if len(_TEXT_FLOW) >= _MEMO_SIZE:
-            _TEXT_FLOW.clear()
-        _TEXT_FLOW[text] = flow
+        flow = remember(_TEXT_FLOW, text, _flow(text), _MEMO_SIZE)
     return kind, flow, data[end + 1 :]
 
 
