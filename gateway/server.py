@@ -182,7 +182,12 @@ async def start(
         await asyncio.gather(*(transport.close() for transport in transports))
         raise
     secret = place.flow_secret if place is not None else os.urandom(32)
-    stamp = RouteStamp(listeners, FlowTokens(secret), ids=RandomIds(5))
+    stamp = RouteStamp(
+        listeners,
+        FlowTokens(secret),
+        ids=RandomIds(5),
+        worker=place.index if place is not None else None,
+    )
     timers = TimerConfig(config.wedge.t1, config.wedge.t2, config.wedge.t4)
     health = TrunkHealth({trunk.name: health_settings(trunk) for trunk in config.trunks})
     health.watch(directory.all_targets(), loop.time())

@@ -27,6 +27,7 @@ from gateway.sip.headers import Uri
 
 __all__ = [
     "BRANCH_PREFIX",
+    "WORKER_PARAM",
     "Listener",
     "OwnRoute",
     "RouteStamp",
@@ -38,6 +39,9 @@ __all__ = [
 
 BRANCH_PREFIX = "z9hG4bK-w"
 """Our branches: RFC 3261's magic cookie, then a mark of ours, the loop hash and an id."""
+WORKER_PARAM = "wk"
+"""The parameter of our Record-Route and Path URIs that names the worker which wrote
+them, when there are several (:mod:`gateway.workers.dispatch`)."""
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "ws": 80, "tls": 5061, "wss": 443}
 
@@ -134,14 +138,23 @@ class RouteStamp:
         listeners: every listener; their advertised addresses are "us".
         tokens: the flow-token codec.
         ids: where branch ids come from (random in production, fixed in tests).
+        worker: this process's number among several SIP workers; it goes into each
+            branch (after the loop hash) and each Record-Route and Path entry, so
+            that responses and the dialog's later requests reach this worker.
     """
 
     def __init__(
-        self, listeners: Sequence[Listener], tokens: FlowTokens, ids: Callable[[], str]
+        self,
+        listeners: Sequence[Listener],
+        tokens: FlowTokens,
+        ids: Callable[[], str],
+        worker: int | None = None,
     ) -> None:
         self.listeners = tuple(listeners)
         self.tokens = tokens
         self._ids = ids
+        self._after_hash = "." if worker is None else f".{worker}."
+        self._worker_param = "" if worker is None else f";{WORKER_PARAM}={worker}"
         self._by_local = {(lst.transport, lst.local): lst for lst in self.listeners}
         # (transport, host, port) -> listener, for the addresses we answer to.
         self._by_address = {
@@ -221,7 +234,7 @@ class RouteStamp:
         return Via(listener.via_transport, host, port, (("branch", self.branch(loop_hash)),))
 
     def branch(self, loop_hash: str) -> str:
-        return f"{BRANCH_PREFIX}{loop_hash}.{self._ids()}"
+        return f"{BRANCH_PREFIX}{loop_hash}{self._after_hash}{self._ids()}"
 
     # -- Record-Route and Route ----------------------------------------------
 
@@ -234,7 +247,8 @@ class RouteStamp:
         host, port = listener.advertise
         transport = "" if listener.transport == "udp" else f";transport={listener.transport}"
         r2 = ";r2=on" if double else ""
-        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport}{r2};lr>"
+        mark = self._worker_param
+        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport}{r2};lr{mark}>"
 
     def path(self, listener: Listener, flow: Flow) -> str:
         """Our Path entry (RFC 3327) for a client on ``flow``, as the registrar sees us.
@@ -246,7 +260,8 @@ class RouteStamp:
         """
         host, port = listener.advertise
         transport = "" if listener.transport == "udp" else f";transport={listener.transport}"
-        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport};lr;ob>"
+        mark = self._worker_param
+        return f"<sip:{self.tokens.encode(flow)}@{host}:{port}{transport};lr;ob{mark}>"
 
     def own_route(self, route: NameAddr) -> OwnRoute | None:
         """The Route entry, if it is one of ours; with the flow its token names.

@@ -2,13 +2,22 @@
 
 With ``[wedge] workers = N``, N processes share the listeners (each UDP listener is
 one socket they all read; stream listeners share a port, SO_REUSEPORT): the kernel
-hands a datagram or a new connection to any of them. A
-proxy's state (transactions, dialogs, a call's media) must live in one place, so
-each message has an *owner*: the worker numbered ``crc32(Call-ID) % N``. Every
-message of a call carries its Call-ID (responses, CANCEL, ACK, in-dialog requests),
-so one worker sees all of them whichever process the kernel chose. A worker that
-receives a message it does not own passes it to the owner, with the flow it came
-on.
+hands a datagram or a new connection to any of them. A proxy's state (transactions,
+dialogs, a call's media) must live in one place, so each message has an *owner*,
+and a worker that receives a message it does not own passes it to the owner, with
+the flow it came on.
+
+The owner of a call is the worker that handled its first request, and that worker
+writes its number into what comes back to it: the branch of its Via (which
+every response carries back) and its Record-Route and Path entries (which the
+dialog's later requests, and requests toward a registered client, carry as
+their top Route). So a marked message names its owner (:func:`message_owner`). An
+unmarked one starts something new: on a WebSocket connection its owner is the
+worker holding that connection, so a browser's calls live where its socket is
+and its messages never cross between workers; otherwise it is the worker
+numbered ``crc32(Call-ID) % N`` (a trunk's one connection carries the calls of
+every worker). Every message of a call carries its Call-ID, so a CANCEL or a
+retransmission of an unmarked request finds the same worker.
 
 A connection belongs to the worker that accepted or opened it; its id says which
 (:func:`connection_owner`). The call's owner sends on such a flow by asking the
@@ -28,16 +37,17 @@ import zlib
 from enum import Enum
 
 from gateway.memo import remember
+from gateway.proxy.routing import BRANCH_PREFIX, WORKER_PARAM
 from gateway.sip.flow import Flow
 
 __all__ = [
     "Frame",
     "FrameError",
     "FrameKind",
-    "call_owner",
     "connection_owner",
     "decode_frame",
     "encode_frame",
+    "message_owner",
     "pack_frames",
     "unpack_frames",
 ]
@@ -47,15 +57,71 @@ _CALL_ID_LINE = b"\r\nCall-ID:"
 """The header as RFC 3261 writes it, which nearly every peer sends."""
 
 
-def call_owner(data: bytes, workers: int) -> int | None:
-    """The worker that handles the SIP message ``data``; None when it has no Call-ID
-    (whoever received it answers it, with a 400 if it is a request)."""
+_BRANCH = f";branch={BRANCH_PREFIX}".encode()
+_ROUTE_LINE = b"\r\nRoute:"
+_WORKER_MARK = f";{WORKER_PARAM}=".encode()
+_WEBSOCKETS = frozenset({"ws", "wss"})
+
+
+def message_owner(data: bytes, flow: Flow, workers: int) -> int | None:
+    """The worker that handles the SIP message ``data``, which came on ``flow``; None
+    when nothing names one (no mark, no Call-ID): whoever received it answers it,
+    with a 400 if it is a request."""
     end = data.find(b"\r\n\r\n")
     limit = len(data) if end < 0 else end + 2
-    # Every worker runs this on every message it receives: a plain search for the
-    # usual spelling costs a fraction of the case-blind pattern, which stays for the
-    # others (compact ``i``, other cases, space before the colon). The value ends at
-    # the first CR or LF, as the pattern's does.
+    marked = _marked_owner(data, limit)
+    if marked is not None and marked < workers:
+        return marked
+    if flow.connection and flow.transport in _WEBSOCKETS:
+        return connection_owner(flow.connection, workers)
+    return _call_id_owner(data, limit, workers)
+
+
+def _marked_owner(data: bytes, limit: int) -> int | None:
+    """The worker a response's top Via branch or a request's top Route entry names."""
+    if data.startswith(b"SIP/2.0 "):
+        # Ours is the top Via of any response that reaches us: the first branch of
+        # ours is in it. Format: the prefix, the loop hash, ".", the worker, ".".
+        at = data.find(_BRANCH, 0, limit)
+        if at < 0:
+            return None
+        at = data.find(b".", at + len(_BRANCH), limit)
+        return None if at < 0 else _worker_number(data, at + 1, limit, b".")
+    at = data.find(_ROUTE_LINE, 0, limit)
+    if at < 0:
+        # Peers write "Route:" but may spell it otherwise (any case, blanks
+        # before the colon): look again case-blind, which costs a copy.
+        at = data.lower().find(b"\r\nroute", 0, limit)
+        if at < 0:
+            return None
+        colon = at + len(_ROUTE_LINE) - 1
+        while colon < limit and data[colon] in b" \t":
+            colon += 1
+        if colon >= limit or data[colon] != 58:  # ":"; else another header
+            return None
+    line_end = data.find(b"\r", at + 2, limit)
+    if line_end < 0:
+        line_end = limit
+    entry_end = data.find(b">", at, line_end)  # only the top entry counts
+    mark = data.find(_WORKER_MARK, at, line_end if entry_end < 0 else entry_end)
+    return None if mark < 0 else _worker_number(data, mark + len(_WORKER_MARK), limit, b";>, \r")
+
+
+def _worker_number(data: bytes, at: int, limit: int, ends: bytes) -> int | None:
+    """The decimal number at ``at`` (at most three digits), if one of ``ends`` ends it."""
+    stop = at
+    while stop < limit and stop - at <= 3 and 48 <= data[stop] <= 57:
+        stop += 1
+    if stop == at or stop - at > 3 or stop >= limit or data[stop] not in ends:
+        return None
+    return int(data[at:stop])
+
+
+def _call_id_owner(data: bytes, limit: int, workers: int) -> int | None:
+    # Every worker runs this on every unmarked message it receives: a plain search
+    # for the usual spelling costs a fraction of the case-blind pattern, which stays
+    # for the others (compact ``i``, other cases, space before the colon). The value
+    # ends at the first CR or LF, as the pattern's does.
     at = data.find(_CALL_ID_LINE, 0, limit)
     if at >= 0:
         start = at + len(_CALL_ID_LINE)

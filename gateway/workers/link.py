@@ -22,10 +22,10 @@ from gateway.sip import Flow
 from gateway.workers.dispatch import (
     FrameError,
     FrameKind,
-    call_owner,
     connection_owner,
     decode_frame,
     encode_frame,
+    message_owner,
     pack_frames,
     unpack_frames,
 )
@@ -103,7 +103,7 @@ class WorkerLink:
     # -- Receiver (for the transports) --------------------------------------------------
 
     def message_received(self, data: bytes, flow: Flow) -> None:
-        owner = call_owner(data, self.count)
+        owner = message_owner(data, flow, self.count)
         if owner is None or owner == self.index:
             self.engine.message_received(data, flow)
         else:

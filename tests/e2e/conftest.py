@@ -463,7 +463,7 @@ class Policy:
     """A policy file, written as TOML; certificates are copied next to it."""
 
     listeners: list[ListenerSpec] = field(default_factory=list)
-    trunks: list[dict[str, str | list[str]]] = field(default_factory=list)
+    trunks: list[dict[str, str | float | list[str]]] = field(default_factory=list)
     routes: list[dict[str, str]] = field(default_factory=list)
     t1: float = T1
     t4: float = 0.5

@@ -55,7 +55,8 @@ SERVICE = "600"
 TIMER_B = 64 * T1
 
 TRANSPORTS = ["udp", "tcp"]
-WEDGE_BRANCH = re.compile(r"z9hG4bK-w[0-9a-f]+\.[0-9a-f]+")
+# With several workers, the worker's number between the loop hash and the id.
+WEDGE_BRANCH = re.compile(r"z9hG4bK-w[0-9a-f]+\.(?:[0-9]+\.)?[0-9a-f]+")
 TOKEN = r"[A-Za-z0-9_-]+"
 
 
@@ -128,11 +129,16 @@ class Net:
     def caller_rr(self) -> str:
         """The pattern of the caller-side Record-Route entry (RFC 5658 r2=on)."""
         transport = "" if self.uac == "udp" else f";transport={self.uac}"
-        return rf"<sip:{TOKEN}@{LOCAL}:{self.caller_port}{transport};r2=on;lr>"
+        return rf"<sip:{TOKEN}@{LOCAL}:{self.caller_port}{transport};r2=on;lr{self._worker}>"
 
     def pbx_rr(self) -> str:
         transport = "" if self.pbx == "udp" else f";transport={self.pbx}"
-        return rf"<sip:{TOKEN}@{PBX_SIDE}:{self.pbx_port}{transport};r2=on;lr>"
+        return rf"<sip:{TOKEN}@{PBX_SIDE}:{self.pbx_port}{transport};r2=on;lr{self._worker}>"
+
+    @property
+    def _worker(self) -> str:
+        """With several workers, our entries name the one that wrote them."""
+        return r";wk=[0-9]+" if self.policy.workers > 1 else ""
 
 
 def run_call(

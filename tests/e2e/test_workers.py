@@ -1,13 +1,18 @@
 """SIP workers (``[wedge] workers = 2``): two processes serving the same ports.
 
 The kernel hands each datagram and connection to either worker; every message of a
-call must still reach the one worker that owns the call (by its Call-ID), and a
-request toward a caller's WebSocket must leave on that connection, whichever
-worker holds it. Checked with real peers:
+call must still reach the one worker that owns the call, and a request toward a
+caller's connection must leave on that connection, whichever worker holds it.
+Checked with real peers:
 
 - WSS caller -> UDP PBX (SIPp), whose re-INVITE and BYE come back over the caller's
-  connection: two calls on one connection, their Call-IDs chosen so that one call is
-  owned by the worker holding the connection and the other by the other worker;
+  connection: two calls on one connection, their Call-IDs chosen so that the
+  Call-ID hash would give them to different workers; both live in the worker
+  holding the browser's connection;
+- TLS caller (a trunk) -> UDP PBX, likewise: each call lives in the worker its
+  Call-ID names, so one of them answers the trunk through the other worker;
+- a trunk's answers to the OPTIONS probes each worker sends reach the worker that
+  sent them (a probe that times out would take the trunk out of use);
 - UDP -> UDP at 50 calls/s (SIPp both ends), none failed;
 - a worker killed with SIGKILL is restarted, and calls go on; SIGTERM stops all.
 """
@@ -23,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.workers.dispatch import connection_owner
 from tests.e2e.conftest import STARTUP_TIMEOUT, Pki, SippFactory, Wedge, WedgeFactory, wait_until
+from tests.e2e.siptls import UserAgent, connect_tls
 from tests.e2e.sipws import browser_user_agent, connect_ws
 from tests.e2e.test_load import SippRun, assert_wedge_quiet, sipp_udp_calls, uas
 from tests.e2e.test_proxy_calls import LOCAL, Net, check_secure_call, secure_call
@@ -53,7 +60,16 @@ def _call_id_owned_by(worker: int) -> str:
         n += 1
 
 
-async def test_wss_calls_owned_by_either_worker(
+def _call_worker(wedge: Wedge, call_id: str) -> tuple[int, int]:
+    """From the call's log line: the worker that handled it, and the worker holding
+    the connection it came in on."""
+    line = rf"worker=(\d): call call-id={re.escape(call_id)} .* in=\S+#(\d+) "
+    found = re.search(line, wedge.stderr)
+    assert found is not None, wedge.stderr
+    return int(found.group(1)), connection_owner(int(found.group(2)), WORKERS)
+
+
+async def test_a_browsers_calls_live_in_the_worker_holding_its_socket(
     sipp: SippFactory, wedge: WedgeFactory, pki: Pki
 ) -> None:
     net = Net.make("wss", "udp")
@@ -62,17 +78,63 @@ async def test_wss_calls_owned_by_either_worker(
     _serving(process)
     channel = await connect_ws(f"wss://{LOCAL}:{net.wss}/", pki.ca)
     try:
-        for owner in range(WORKERS):
+        for hashed_to in range(WORKERS):
             callee = sipp("uas_callee_reinvite_bye.xml", transport="udp", local_port=net.uas)
             ua = browser_user_agent(channel)
+            ua.call_id = _call_id_owned_by(hashed_to)
+            async with asyncio.timeout(25):
+                result = await secure_call(ua, net, callee)
+            check_secure_call(ua, result, net)
+            worker, holder = _call_worker(process, ua.call_id)
+            assert worker == holder
+    finally:
+        await channel.close()
+    assert_wedge_quiet(process)
+
+
+async def test_a_trunks_calls_are_dealt_by_call_id(
+    sipp: SippFactory, wedge: WedgeFactory, pki: Pki
+) -> None:
+    net = Net.make("tls", "udp")
+    net.policy.workers = WORKERS
+    process = wedge(net.policy)
+    _serving(process)
+    channel = await connect_tls(LOCAL, net.tls, pki.ca)
+    host, port = channel.local
+    holders = set()
+    try:
+        for owner in range(WORKERS):
+            callee = sipp("uas_callee_reinvite_bye.xml", transport="udp", local_port=net.uas)
+            ua = UserAgent(channel, contact=f"sip:alice@{host}:{port};transport=tls")
             ua.call_id = _call_id_owned_by(owner)
             async with asyncio.timeout(25):
                 result = await secure_call(ua, net, callee)
             check_secure_call(ua, result, net)
-            assert re.search(rf"worker={owner}: call call-id={ua.call_id} ", process.stderr)
+            worker, holder = _call_worker(process, ua.call_id)
+            assert worker == owner
+            holders.add(holder)
     finally:
         await channel.close()
+    assert len(holders) == 1  # one connection: one call crossed to the other worker
     assert_wedge_quiet(process)
+
+
+def test_each_worker_hears_the_answers_to_its_probes(
+    sipp: SippFactory, wedge: WedgeFactory
+) -> None:
+    net = Net.make("udp", "udp")
+    net.policy.workers = WORKERS
+    # One probe lost and the target goes down, logged; the answers come within ms.
+    net.policy.trunks[0].update(options_interval=0.2, options_timeout=1.5, down_after=1)
+    answered = 30  # both workers probe: about three seconds of probes
+    trunk = sipp("uas_options.xml", transport="udp", local_port=net.uas, calls=answered)
+    process = wedge(net.policy)
+    result = trunk.wait()
+    log = process.stderr  # before probes unanswered once SIPp has gone time out
+    assert result.returncode == 0, result.describe()
+    for worker in range(WORKERS):
+        assert f"worker={worker}: wedge running" in log
+    assert "trunk target down" not in log, log
 
 
 def test_udp_calls_survive_a_worker_restart(

@@ -8,15 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.proxy.flowtoken import FlowTokens
+from gateway.proxy.routing import Listener, RouteStamp
 from gateway.sip import Flow
 from gateway.workers.dispatch import (
     _CALL_ID,
     FrameError,
     FrameKind,
-    call_owner,
     connection_owner,
     decode_frame,
     encode_frame,
+    message_owner,
     pack_frames,
     unpack_frames,
 )
@@ -35,10 +37,17 @@ INVITE = (
 
 
 UDP_FLOW = Flow("udp", ("127.0.0.3", 5060), ("127.0.0.1", 5070))
+TLS_FLOW = Flow("tls", ("127.0.0.3", 5061), ("127.0.0.1", 40000), 8)
+WSS_FLOW = Flow("wss", ("127.0.0.3", 8443), ("127.0.0.1", 40001), 9)
 
 
 def owner_of(call_id: bytes, workers: int) -> int:
     return zlib.crc32(call_id) % workers
+
+
+def call_owner(data: bytes, workers: int) -> int | None:
+    """The owner of an unmarked message from a UDP peer: by its Call-ID."""
+    return message_owner(data, UDP_FLOW, workers)
 
 
 def test_the_call_id_chooses_the_worker() -> None:
@@ -78,6 +87,69 @@ def test_only_the_header_section_counts() -> None:
     assert call_owner(INVITE.replace(b"abc@host", b""), 7) is None
     assert call_owner(b"", 7) is None
     assert call_owner(b"\r\n\r\n", 7) is None
+
+
+def _stamp(worker: int) -> RouteStamp:
+    listener = Listener("udp", "udp", ("127.0.0.3", 5060), ("sbc.example.com", 5060))
+    return RouteStamp([listener], FlowTokens(b"k" * 32), lambda: "id1", worker)
+
+
+def test_unmarked_websocket_messages_belong_to_the_connection_worker() -> None:
+    # A browser's new call lives in the worker holding its socket, whatever its
+    # Call-ID; a trunk's connection and a UDP peer deal calls by Call-ID.
+    for workers in (2, 3, 5):
+        assert message_owner(INVITE, WSS_FLOW, workers) == connection_owner(9, workers)
+        assert message_owner(INVITE, TLS_FLOW, workers) == owner_of(b"abc@host", workers)
+        assert message_owner(INVITE, UDP_FLOW, workers) == owner_of(b"abc@host", workers)
+
+
+@pytest.mark.parametrize("worker", [0, 1, 4, 11])
+def test_what_a_worker_stamps_brings_the_call_back_to_it(worker: int) -> None:
+    stamp = _stamp(worker)
+    listener = stamp.listeners[0]
+    branch = stamp.branch("1a2b3c4d")
+    response = (
+        f"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP sbc.example.com;branch={branch}\r\n"
+        "Via: SIP/2.0/WSS client.invalid;branch=z9hG4bK.7;received=127.0.0.1\r\n"
+        "Call-ID: abc@host\r\nCSeq: 1 INVITE\r\n\r\n"
+    ).encode()
+    route = stamp.record_route(listener, WSS_FLOW, double=True)[1:-1]
+    path = stamp.path(listener, WSS_FLOW)[1:-1]
+    in_dialog = INVITE.replace(b"INVITE sip:600", b"BYE sip:600").replace(
+        b"Call-ID:", f"Route: <{route}>, <sip:other.example.com;lr;wk=3>\r\nCall-ID:".encode()
+    )
+    toward_client = INVITE.replace(b"Call-ID:", f"route :<{path}>\r\nCall-ID:".encode())
+    for data in (response, in_dialog, toward_client):
+        for flow in (UDP_FLOW, WSS_FLOW, TLS_FLOW):
+            assert message_owner(data, flow, 12) == worker, data
+    # A mark beyond the workers there are now (a dialog of an earlier start with
+    # more of them) counts for nothing.
+    if worker:
+        assert message_owner(response, UDP_FLOW, worker) == owner_of(b"abc@host", worker)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        b"Route: <sip:other.example.com;lr>, <sip:sbc.example.com;lr;wk=1>",  # not the top
+        b"Route: <sip:sbc.example.com;lr;wk=1x>",
+        b"Route: <sip:sbc.example.com;lr;wk=>",
+        b"Route: <sip:sbc.example.com;lr;wk=1234>",
+        b"Route-Info: <sip:sbc.example.com;lr;wk=1>",
+        b"Record-Route: <sip:sbc.example.com;lr;wk=1>",
+        b"Subject: x\r\n Route: <sip:sbc.example.com;lr;wk=1>",
+    ],
+)
+def test_a_request_without_our_mark_on_top_goes_by_call_id(route: bytes) -> None:
+    data = INVITE.replace(b"Call-ID:", route + b"\r\nCall-ID:")
+    assert message_owner(data, UDP_FLOW, 7) == owner_of(b"abc@host", 7)
+
+
+def test_a_response_without_our_branch_goes_by_call_id() -> None:
+    for branch in (b"z9hG4bK-w1a2b3c4d", b"z9hG4bK-w1a2b3c4d.2", b"z9hG4bKother.2.x"):
+        response = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=" + branch
+        response += b"\r\nCall-ID: abc@host\r\n\r\n"
+        assert message_owner(response, UDP_FLOW, 7) == owner_of(b"abc@host", 7)
 
 
 def test_connection_ids_name_their_worker() -> None:
@@ -121,8 +193,9 @@ def test_bad_frames_are_refused(data: bytes) -> None:
 
 @given(st.binary(max_size=300))
 def test_garbage_gets_no_owner_or_a_real_one_and_only_frame_errors(data: bytes) -> None:
-    owner = call_owner(data, 3)
-    assert owner is None or 0 <= owner < 3
+    for flow in (UDP_FLOW, WSS_FLOW):
+        owner = message_owner(data, flow, 3)
+        assert owner is None or 0 <= owner < 3
     # Whatever decodes is what its own encoding says; anything else is a FrameError.
     try:
         frame = decode_frame(data)
