@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 
 from gateway.config import Config, Trunk, choose_route
+from gateway.memo import remember
 from gateway.proxy.locate import SrvRecord, order_srv
 from gateway.proxy.routing import DEFAULT_PORTS, Listener, Target, is_ip
 from gateway.proxy.trunks import HealthSettings, TargetKey
@@ -25,6 +26,9 @@ from gateway.transport.dns import TrunkResolver
 __all__ = ["PolicyRouter", "TrunkDirectory", "health_settings"]
 
 logger = logging.getLogger("wedge.policy")
+
+_TARGETS_KEPT = 1024
+"""Targets each router keeps made: every order of every trunk's targets, bounded."""
 
 
 def health_settings(trunk: Trunk) -> HealthSettings:
@@ -104,6 +108,9 @@ class PolicyRouter:
     def __init__(self, config: Config, directory: TrunkDirectory) -> None:
         self.config = config
         self.directory = directory
+        # (trunk, its targets in order) -> the Target: made once, not per call (a
+        # forward keeps its Target as long as its transactions linger).
+        self._made: dict[tuple[str, tuple[tuple[str, Address], ...]], Target] = {}
 
     def _source_trunk(self, source: Address) -> str | None:
         for name in self.directory.trunks:
@@ -130,18 +137,22 @@ class PolicyRouter:
             logger.warning("trunk=%s has no target (DNS gave nothing)", trunk.name)
             return None
         logger.debug("route=%s trunk=%s call-id=%s", route.name, trunk.name, request.call_id)
-        (transport, address), *rest = targets
-        target = Target(
-            transport,
-            address,
-            trunk.listener,
-            self.directory.uri(trunk.name),
-            trunk.name,
-            alternatives=tuple(rest),
-            media_profile=trunk.media_profile.value,
-            codecs=trunk.codecs,
-            media_flags=trunk.rtpengine_flags,
-        )
+        ordered = tuple(targets)
+        target = self._made.get((trunk.name, ordered))
+        if target is None:
+            (transport, address), *rest = ordered
+            target = Target(
+                transport,
+                address,
+                trunk.listener,
+                self.directory.uri(trunk.name),
+                trunk.name,
+                alternatives=tuple(rest),
+                media_profile=trunk.media_profile.value,
+                codecs=trunk.codecs,
+                media_flags=trunk.rtpengine_flags,
+            )
+            remember(self._made, (trunk.name, ordered), target, _TARGETS_KEPT)
         if user is not None and (route.strip_prefix or route.add_prefix or route.e164):
             target = dataclasses.replace(target, user=route.normalise(user))
         return target

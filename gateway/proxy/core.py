@@ -132,7 +132,10 @@ class _Forward:
 
     Attributes:
         server: the server transaction it came in on.
-        request: the request as received (what Wedge's own responses are built from).
+        request: the request as received (what Wedge's own responses are built
+            from), until a final response goes upstream; None after that.
+        method, call_id, starts_call: what is still read of the request after that
+            (an INVITE's forward outlives its answer by 32 s, for 2xx retransmissions).
         source: the flow it came in on.
         started: when it came in.
         outgoing: the request as forwarded (what a CANCEL is built from).
@@ -142,7 +145,6 @@ class _Forward:
             430 (RFC 5626).
         provisional: a provisional response came back, so a CANCEL may be sent (§9.1).
         cancelled, cancel_sent: the caller cancelled it; a CANCEL went downstream.
-        answered: a final response went upstream.
         timer_c: token of the live Timer C (0: none).
         trunk_target: the trunk target it went to, when policy sent it to a trunk.
         alternatives: the trunk's further targets, in failover order.
@@ -160,8 +162,8 @@ class _Forward:
     __slots__ = (
         "alternatives",
         "answer_timer",
-        "answered",
         "by_token",
+        "call_id",
         "cancel_sent",
         "cancelled",
         "client",
@@ -169,12 +171,14 @@ class _Forward:
         "in_listener",
         "loop_hash",
         "media_profile",
+        "method",
         "outgoing",
         "provisional",
         "request",
         "server",
         "source",
         "started",
+        "starts_call",
         "template",
         "timer_c",
         "trunk",
@@ -185,7 +189,10 @@ class _Forward:
         self, server: TransactionKey, request: Request, source: Flow, started: float
     ) -> None:
         self.server = server
-        self.request = request
+        self.request: Request | None = request
+        self.method = request.method
+        self.call_id = request.call_id
+        self.starts_call = self.method == "INVITE" and request.to.tag is None
         self.source = source
         self.started = started
         self.outgoing: Request | None = None
@@ -195,10 +202,9 @@ class _Forward:
         self.provisional = False
         self.cancelled = False
         self.cancel_sent = False
-        self.answered = False
         self.timer_c = 0
         self.trunk_target: TargetKey | None = None
-        self.alternatives: list[TargetKey] = []
+        self.alternatives: tuple[TargetKey, ...] = ()
         self.template: Request | None = None
         self.in_listener: Listener | None = None
         self.loop_hash = ""
@@ -206,14 +212,20 @@ class _Forward:
         self.media_profile: str | None = None
         self.trunk: Target | None = None
 
+    @property
+    def answered(self) -> bool:
+        """A final response went upstream."""
+        return self.request is None
+
     def answer(self) -> None:
         """A final response went upstream: nothing will be cancelled or sent again.
 
-        The copies for a CANCEL and a failover go now. An INVITE's forward stays
-        for 2xx retransmissions as long as its transactions (32 s), and parsed
-        requests held that long are what the garbage collector spends its passes on.
+        The request and its copies for a CANCEL and a failover go now. An INVITE's
+        forward stays for 2xx retransmissions as long as its transactions (32 s),
+        and parsed requests held that long are what the garbage collector spends
+        its passes on.
         """
-        self.answered = True
+        self.request = None
         self.outgoing = None
         self.template = None
 
@@ -423,7 +435,7 @@ class ProxyCore:
                 self._reply(forward, refusal.status, refusal.reason, (("Require", "path"),))
                 return
         forward.in_listener, forward.loop_hash = listener, loop_hash
-        if forward.trunk_target is not None:
+        if forward.alternatives:  # what a failover sends: only where it can happen
             forward.template = outgoing.copy()
         self._forward(forward, outgoing, out_flow, out_listener)
 
@@ -517,7 +529,7 @@ class ProxyCore:
         if not usable:
             return _Refusal(503, f"Trunk {target.name} Unavailable")
         if forward is not None:
-            forward.trunk_target, forward.alternatives = usable[0], usable[1:]
+            forward.trunk_target, forward.alternatives = usable[0], tuple(usable[1:])
             forward.media_profile = target.media_profile
             forward.trunk = target
         return self._trunk_hop(usable[0], target.listener)
@@ -679,6 +691,7 @@ class ProxyCore:
         if forward is None:
             return  # the answer to a CANCEL of ours: nothing to pass on
         response = event.response
+        request = forward.request  # None from the second final response on
         self._timers.cancel(forward.answer_timer)
         status = response.status
         target = forward.trunk_target
@@ -697,16 +710,16 @@ class ProxyCore:
             forward.provisional = True
             if forward.cancelled:
                 self._send_cancel(forward)
-            elif forward.request.method == "INVITE":
+            elif forward.method == "INVITE":
                 self._arm_timer_c(forward)
             if status == 100:
                 return  # hop by hop (§16.7 step 3): ours went upstream already
         else:
             self._timers.cancel(forward.timer_c)
-            if not forward.answered:
-                self._log_call(forward, status)
-                self._track_call(forward.request, status)
-                if status < 300 and forward.request.method == "REGISTER":
+            if request is not None:
+                self._log_call(forward, request, status)
+                self._track_call(request, status)
+                if status < 300 and request.method == "REGISTER":
                     self._track_registration(forward.source, response)
             forward.answer()
         listener = self.stamp.listener_of(forward.source)
@@ -715,12 +728,16 @@ class ProxyCore:
         if self.media is None:
             self.layer.send_response(response, self._now, forward.server)
             return
-        if status < 300 and _starts_call(forward.request) and self.dialogs is not None:
+        dialogs = self.dialogs
+        if dialogs is not None and status < 300 and forward.starts_call and request is not None:
+            # The first 2xx makes the dialog; a retransmission or another fork's 2xx
+            # does not replace it (a caller keeps one dialog and ends the others,
+            # RFC 3261 §13.2.2.4).
             assert forward.flow is not None
-            self.dialogs.answered(forward.request, response, forward.source, forward.flow)
+            dialogs.answered(request, response, forward.source, forward.flow)
         send = lambda: self.layer.send_response(response, self._now, forward.server)  # noqa: E731
         self.media.carry(response, send, lambda error: self._media_failed(response, error, send))
-        if status >= 300 and _starts_call(forward.request):
+        if status >= 300 and forward.starts_call:
             self.media.end(response.call_id)
 
     def _on_failure(self, event: TransactionTimedOut | TransportFailed) -> None:
@@ -791,14 +808,14 @@ class ProxyCore:
         if previous is not None:
             self._by_client.pop(previous, None)
             self.layer.terminate(previous, self._now)
-        key, forward.alternatives = alternatives[0], alternatives[1:]
+        key, forward.alternatives = alternatives[0], tuple(alternatives[1:])
         hop = self._trunk_hop(key, None)
         if isinstance(hop, _Refusal):
             return False
         old = forward.trunk_target or key
         logger.info(
             "failover call-id=%s trunk=%s from=%s:%s:%d to=%s:%s:%d",
-            forward.request.call_id,
+            forward.call_id,
             key[0],
             old[1],
             *old[2],
@@ -887,30 +904,31 @@ class ProxyCore:
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Answer the request of ``forward`` with a final response of our own."""
-        if forward.answered:
-            return
+        request = forward.request
+        if request is None:
+            return  # answered already
         forward.answer()
         self._timers.cancel(forward.timer_c)
         self._timers.cancel(forward.answer_timer)
         identity = self._identity(forward.source)
         response = make_response(
-            forward.request,
+            request,
             status,
             reason,
             to_tag=self._ids(),
             extra=(("Server", self.settings.server), *identity, *extra),
         )
         if status >= 300:
-            self._log_call(forward, status)
-            if self.media is not None and _starts_call(forward.request):
-                self.media.end(forward.request.call_id)
+            self._log_call(forward, request, status)
+            if self.media is not None and forward.starts_call:
+                self.media.end(forward.call_id)
         self.layer.send_response(response, self._now, forward.server)
 
     def _media_refused(self, forward: _Forward, error: MediaError) -> None:
         """The relay cannot serve a request's offer: refuse the request, with why."""
         logger.warning(
             "! media refused call-id=%s status=%d reason=%r",
-            forward.request.call_id,
+            forward.call_id,
             error.status,
             error.reason,
         )
@@ -932,9 +950,8 @@ class ProxyCore:
         )
         send()
 
-    def _log_call(self, forward: _Forward, status: int) -> None:
-        request = forward.request
-        if request.method != "INVITE" or request.to.tag is not None:
+    def _log_call(self, forward: _Forward, request: Request, status: int) -> None:
+        if not forward.starts_call:
             return
         calls.info(
             "call call-id=%s from=%s to=%s in=%s out=%s result=%d setup_ms=%d",
@@ -1046,10 +1063,6 @@ def _mark_received(request: Request, flow: Flow) -> None:
         changed = changed.with_param("rport", str(port))
     if changed is not via:
         request.replace_via(changed)
-
-
-def _starts_call(request: Request) -> bool:
-    return request.method == "INVITE" and request.to.tag is None
 
 
 def _quoted(text: str) -> str:

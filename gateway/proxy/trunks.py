@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gateway.sip.flow import Address
@@ -84,7 +85,7 @@ class TrunkHealth:
 
     # -- choosing ------------------------------------------------------------
 
-    def usable(self, keys: list[TargetKey], now: float) -> list[TargetKey]:
+    def usable(self, keys: Sequence[TargetKey], now: float) -> list[TargetKey]:
         """The targets of ``keys`` worth trying now, in their order."""
         return [
             key

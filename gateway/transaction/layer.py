@@ -108,6 +108,7 @@ MAGIC_COOKIE = "z9hG4bK"
 _SWEEP_MIN = 1024
 
 _NO_TIMERS: frozenset[Timer] = frozenset()
+_RESEND_TIMERS = frozenset(RETRANSMIT_TIMER.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,16 +183,19 @@ class _Transaction:
         "ack",
         "ack_bytes",
         "cancels",
+        "end_timer",
+        "end_token",
         "flow",
         "interval",
         "key",
         "machine",
         "request_bytes",
+        "resend_timer",
+        "resend_token",
         "response_bytes",
         "response_to_tag",
         "ruri",
         "state",
-        "timers",
         "to_tag",
     )
 
@@ -203,8 +207,14 @@ class _Transaction:
         # 32 s (Timers J, L, M), and thousands of parsed requests held that long
         # are what the cyclic garbage collector would spend its passes scanning.
         self.flow = flow
-        # Running timers: timer -> token of its live heap entry.
-        self.timers: dict[Timer, int] = {}
+        # Running timers, two at most: one that resends (A, E, G) and one that ends
+        # a state (B, F, H give up; D, I, J, K, L, M linger); each with the token of
+        # its live heap entry (0: none). Not a dict: one more object per lingering
+        # transaction is one more for the garbage collector to scan.
+        self.resend_timer: Timer | None = None
+        self.resend_token = 0
+        self.end_timer: Timer | None = None
+        self.end_token = 0
         # The current interval of the retransmit timer (A, E or G).
         self.interval = 0.0
         # Client: the request, serialized once; the ACK template and bytes (ICT).
@@ -252,7 +262,7 @@ class TransactionLayer:
         self._by_flow: dict[Flow, dict[_Transaction, None]] = {}
         self._heap: list[_HeapEntry] = []
         self._stale = 0
-        self._tokens = itertools.count()
+        self._tokens = itertools.count(1)
         self._datagrams: list[tuple[bytes, Flow]] = []
         self._events: list[Event] = []
         self._debug = logger.isEnabledFor(logging.DEBUG)
@@ -289,8 +299,8 @@ class TransactionLayer:
         """The earliest deadline at which :meth:`handle_timer` has work, or None."""
         heap = self._heap
         while heap:
-            _, token, txn, timer = heap[0]
-            if txn.timers.get(timer) == token:
+            _, token, txn, _ = heap[0]
+            if token == txn.resend_token or token == txn.end_token:
                 return heap[0][0]
             heapq.heappop(heap)
             self._stale -= 1
@@ -343,10 +353,13 @@ class TransactionLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, token, txn, timer = heapq.heappop(heap)
-            if txn.timers.get(timer) != token:
+            if token == txn.resend_token:
+                txn.resend_timer, txn.resend_token = None, 0
+            elif token == txn.end_token:
+                txn.end_timer, txn.end_token = None, 0
+            else:
                 self._stale -= 1
                 continue
-            del txn.timers[timer]
             if self._debug:
                 logger.debug("- %s %s Timer %s", txn.machine.value, txn.key, timer.value)
             self._peer_input(txn, timer.input, now, None, None)
@@ -564,8 +577,11 @@ class TransactionLayer:
             logger.debug("= %s %s %s->%s", txn.machine.value, txn.key, txn.state.value, state.value)
         txn.state = state
         live = LIVE_TIMERS.get(state, _NO_TIMERS)
-        for timer in [timer for timer in txn.timers if timer not in live]:
-            del txn.timers[timer]
+        if txn.resend_timer is not None and txn.resend_timer not in live:
+            txn.resend_timer, txn.resend_token = None, 0
+            self._stale += 1
+        if txn.end_timer is not None and txn.end_timer not in live:
+            txn.end_timer, txn.end_token = None, 0
             self._stale += 1
         self._sweep()
 
@@ -579,18 +595,25 @@ class TransactionLayer:
             on_flow.pop(txn, None)
             if not on_flow:
                 del self._by_flow[txn.flow]
-        self._stale += len(txn.timers)
-        txn.timers.clear()
+        self._stale += (txn.resend_token != 0) + (txn.end_token != 0)
+        txn.resend_timer, txn.resend_token = None, 0
+        txn.end_timer, txn.end_token = None, 0
         self._sweep()
         self._events.append(TransactionTerminated(txn.key))
 
     # -- timers ------------------------------------------------------------------
 
     def _arm(self, txn: _Transaction, timer: Timer, delay: float, now: float) -> None:
-        if timer in txn.timers:
-            self._stale += 1
+        """Start ``timer``, in place of the one running in its slot, if any."""
         token = next(self._tokens)
-        txn.timers[timer] = token
+        if timer in _RESEND_TIMERS:
+            if txn.resend_token:
+                self._stale += 1
+            txn.resend_timer, txn.resend_token = timer, token
+        else:
+            if txn.end_token:
+                self._stale += 1
+            txn.end_timer, txn.end_token = timer, token
         heapq.heappush(self._heap, (now + delay, token, txn, timer))
 
     def _sweep(self) -> None:
@@ -598,7 +621,11 @@ class TransactionLayer:
         heap = self._heap
         if self._stale > _SWEEP_MIN and 2 * self._stale > len(heap):
             # In place: handle_timer() may be iterating over this very list.
-            heap[:] = [entry for entry in heap if entry[2].timers.get(entry[3]) == entry[1]]
+            heap[:] = [
+                entry
+                for entry in heap
+                if entry[1] == entry[2].resend_token or entry[1] == entry[2].end_token
+            ]
             heapq.heapify(heap)
             self._stale = 0
 
