@@ -46,9 +46,14 @@ them, when there are several (:mod:`gateway.workers.dispatch`)."""
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "ws": 80, "tls": 5061, "wss": 443}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Listener:
-    """One socket Wedge listens on, as the proxy core sees it."""
+    """One socket Wedge listens on, as the proxy core sees it.
+
+    One object per socket, compared by identity: every initial request asks
+    whether it leaves by the listener it came in on, and the ``__eq__`` that
+    ``dataclasses`` writes runs as interpreted Python even in the compiled build.
+    """
 
     name: str
     """The name the configuration gives it."""

@@ -234,7 +234,7 @@ class Via:
     def from_match(cls, match: re.Match[str]) -> Via:
         """The Via that ``grammar.via_re`` matched (a check that matched it already)."""
         protocol, version, transport, host, port, params = match.groups()
-        return cls(
+        return Via(
             transport,
             host,
             _port(port, "Via"),
@@ -334,7 +334,7 @@ class NameAddr:
             if require_brackets:
                 raise ParseError(f"{what} must be a name-addr in <>")
             uri, params = bare_uri, bare_params
-        return cls(uri, display or None, parse_params(params, what), text)
+        return NameAddr(uri, display or None, parse_params(params, what), text)
 
     @property
     def uri(self) -> Uri:
@@ -394,7 +394,7 @@ class CSeq:
         if match is None:
             raise ParseError("malformed CSeq")
         number, method = match.groups()
-        return cls(check_cseq_number(number), method)
+        return CSeq(check_cseq_number(number), method)
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
@@ -427,7 +427,7 @@ class MediaType:
         if match is None:
             raise ParseError("malformed Content-Type")
         type_, subtype, params = match.groups()
-        return cls(type_, subtype, parse_params(params, "Content-Type"))
+        return MediaType(type_, subtype, parse_params(params, "Content-Type"))
 
     @property
     def mime(self) -> str:
@@ -523,7 +523,7 @@ class Headers:
     @classmethod
     def of(cls, pairs: list[tuple[str, str]]) -> Headers:
         """Headers built by Wedge itself from ``(name, value)`` pairs."""
-        return cls([_field(name, value) for name, value in pairs])
+        return Headers([_field(name, value) for name, value in pairs])
 
     def copy(self) -> Headers:
         """An independent store with the same lines (the lines themselves are immutable).

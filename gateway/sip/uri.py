@@ -507,7 +507,7 @@ class SipUri:
             raise LocalProtocolError(f"not a port: {port!r}")
         params_t = _check_params(params)
         headers_t = _check_headers(headers)
-        return cls(
+        return SipUri(
             scheme,
             user,
             password,

@@ -8,7 +8,7 @@ server transaction, the CANCEL that targets it) to the request that started it.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
 
 from gateway.sip.flow import Flow
 from gateway.sip.message import Request, Response
@@ -24,11 +24,12 @@ __all__ = [
 ]
 
 
-class TransactionKey(NamedTuple):
+class TransactionKey:
     """The name of one transaction, built from the message fields RFC 3261 matches on.
 
-    A tuple, so that hashing and comparing it (for every message, to find its
-    transaction) run in C.
+    A value: equal keys name the same transaction, and a key is hashed once, when
+    made (every message looks its transaction up by one). Written out rather than
+    a NamedTuple, whose constructor stays interpreted Python in the compiled build.
 
     A client transaction is named by the branch of the top Via it sent and the
     CSeq method (§17.1.3); a server transaction also by the sent-by of that Via
@@ -36,23 +37,51 @@ class TransactionKey(NamedTuple):
     transaction started by an RFC 2543 peer (a branch without the ``z9hG4bK``
     cookie, or none) has no usable branch, so its key carries the §17.2.3
     fallback fields as well.
+
+    Attributes:
+        branch: the top Via's branch parameter ("" when an RFC 2543 request had none).
+        method: the CSeq method of the request that created the transaction (never ACK).
+        sent_by: ``host[:port]`` of the request's top Via, host in lower case, for a
+            server transaction; None for a client transaction.
+        legacy: RFC 2543 fallback only (§17.2.3): Call-ID, From tag and CSeq number
+            of the request; empty for every request that carries the magic cookie.
     """
 
-    branch: str
-    """The top Via's branch parameter ("" when an RFC 2543 request had none)."""
-    method: str
-    """The CSeq method of the request that created the transaction (never ACK)."""
-    sent_by: str | None = None
-    """``host[:port]`` of the request's top Via, host in lower case, for a server
-    transaction; None for a client transaction."""
-    legacy: tuple[str, ...] = ()
-    """RFC 2543 fallback only (§17.2.3): Call-ID, From tag and CSeq number of the
-    request; empty for every request that carries the magic cookie."""
+    __slots__ = ("_hash", "branch", "legacy", "method", "sent_by")
+
+    def __init__(
+        self, branch: str, method: str, sent_by: str | None = None, legacy: tuple[str, ...] = ()
+    ) -> None:
+        self.branch: Final = branch
+        self.method: Final = method
+        self.sent_by: Final = sent_by
+        self.legacy: Final = legacy
+        self._hash: Final = hash((branch, method, sent_by, legacy))
 
     @property
     def is_server(self) -> bool:
         """True for a server transaction (we received the request)."""
         return self.sent_by is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TransactionKey):
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.branch == other.branch
+            and self.method == other.method
+            and self.sent_by == other.sent_by
+            and self.legacy == other.legacy
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return (
+            f"TransactionKey(branch={self.branch!r}, method={self.method!r}, "
+            f"sent_by={self.sent_by!r}, legacy={self.legacy!r})"
+        )
 
     def __str__(self) -> str:
         return self.branch or "/".join(self.legacy)

@@ -64,7 +64,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final
 
 from gateway.sip.errors import LocalProtocolError, ParseError
 from gateway.sip.flow import Flow
@@ -162,18 +162,23 @@ class TimerConfig:
         return 64 * t1  # B, F, H, L, M
 
 
-class _AckTemplate(NamedTuple):
+class _AckTemplate:
     """What §17.1.1.3 copies from an INVITE into the ACK for a non-2xx response.
 
     Taken when the INVITE is sent, so the TU may reuse the Request object.
     """
 
-    uri: str
-    via: str
-    from_: str
-    call_id: str
-    cseq: int
-    routes: tuple[str, ...]
+    __slots__ = ("call_id", "cseq", "from_", "routes", "uri", "via")
+
+    def __init__(
+        self, uri: str, via: str, from_: str, call_id: str, cseq: int, routes: tuple[str, ...]
+    ) -> None:
+        self.uri: Final = uri
+        self.via: Final = via
+        self.from_: Final = from_
+        self.call_id: Final = call_id
+        self.cseq: Final = cseq
+        self.routes: Final = routes
 
 
 class _Transaction:
