@@ -57,9 +57,18 @@ _CALL_ID_LINE = b"\r\nCall-ID:"
 """The header as RFC 3261 writes it, which nearly every peer sends."""
 
 
-_BRANCH = f";branch={BRANCH_PREFIX}".encode()
-_ROUTE_LINE = b"\r\nRoute:"
-_WORKER_MARK = f";{WORKER_PARAM}=".encode()
+# Every worker runs these on every message it reads: one scan each, in C. A
+# response names its owner in its top Via, which is ours (the first branch of
+# ours in it): the prefix, the loop hash, ".", the worker, ".". A request names it
+# in the Route entries of ours it carries (;wk=N), which are the top ones, and
+# are in every request of the dialog, whichever side sends it.
+_MARKED_BRANCH = re.compile(
+    rb";branch=" + re.escape(BRANCH_PREFIX.encode()) + rb"[0-9a-f]*\.([0-9]{1,3})\."
+)
+_MARKED_ROUTE = re.compile(
+    rb"\r\nroute[ \t]*:[^\r]*?;" + WORKER_PARAM.encode() + rb"=([0-9]{1,3})[;>,\s]",
+    re.IGNORECASE,
+)
 _WEBSOCKETS = frozenset({"ws", "wss"})
 
 
@@ -67,73 +76,34 @@ def message_owner(data: bytes, flow: Flow, workers: int) -> int | None:
     """The worker that handles the SIP message ``data``, which came on ``flow``; None
     when nothing names one (no mark, no Call-ID): whoever received it answers it,
     with a 400 if it is a request."""
-    end = data.find(b"\r\n\r\n")
-    limit = len(data) if end < 0 else end + 2
-    marked = _marked_owner(data, limit)
-    if marked is not None and marked < workers:
-        return marked
+    marked = (_MARKED_BRANCH if data.startswith(b"SIP/2.0 ") else _MARKED_ROUTE).search(data)
+    if marked is not None:
+        owner = int(marked.group(1))
+        if owner < workers:
+            return owner
     if flow.connection and flow.transport in _WEBSOCKETS:
         return connection_owner(flow.connection, workers)
-    return _call_id_owner(data, limit, workers)
+    return _call_id_owner(data, workers)
 
 
-def _marked_owner(data: bytes, limit: int) -> int | None:
-    """The worker a response's top Via branch or a request's top Route entry names."""
-    if data.startswith(b"SIP/2.0 "):
-        # Ours is the top Via of any response that reaches us: the first branch of
-        # ours is in it. Format: the prefix, the loop hash, ".", the worker, ".".
-        at = data.find(_BRANCH, 0, limit)
-        if at < 0:
-            return None
-        at = data.find(b".", at + len(_BRANCH), limit)
-        return None if at < 0 else _worker_number(data, at + 1, limit, b".")
-    at = data.find(_ROUTE_LINE, 0, limit)
-    if at < 0:
-        # Peers write "Route:" but may spell it otherwise (any case, blanks
-        # before the colon): look again case-blind, which costs a copy.
-        at = data.lower().find(b"\r\nroute", 0, limit)
-        if at < 0:
-            return None
-        colon = at + len(_ROUTE_LINE) - 1
-        while colon < limit and data[colon] in b" \t":
-            colon += 1
-        if colon >= limit or data[colon] != 58:  # ":"; else another header
-            return None
-    line_end = data.find(b"\r", at + 2, limit)
-    if line_end < 0:
-        line_end = limit
-    entry_end = data.find(b">", at, line_end)  # only the top entry counts
-    mark = data.find(_WORKER_MARK, at, line_end if entry_end < 0 else entry_end)
-    return None if mark < 0 else _worker_number(data, mark + len(_WORKER_MARK), limit, b";>, \r")
-
-
-def _worker_number(data: bytes, at: int, limit: int, ends: bytes) -> int | None:
-    """The decimal number at ``at`` (at most three digits), if one of ``ends`` ends it."""
-    stop = at
-    while stop < limit and stop - at <= 3 and 48 <= data[stop] <= 57:
-        stop += 1
-    if stop == at or stop - at > 3 or stop >= limit or data[stop] not in ends:
-        return None
-    return int(data[at:stop])
-
-
-def _call_id_owner(data: bytes, limit: int, workers: int) -> int | None:
-    # Every worker runs this on every unmarked message it receives: a plain search
-    # for the usual spelling costs a fraction of the case-blind pattern, which stays
-    # for the others (compact ``i``, other cases, space before the colon). The value
-    # ends at the first CR or LF, as the pattern's does.
-    at = data.find(_CALL_ID_LINE, 0, limit)
-    if at >= 0:
+def _call_id_owner(data: bytes, workers: int) -> int | None:
+    # A plain search for the usual spelling costs a fraction of the case-blind
+    # pattern, which stays for the others (compact ``i``, other cases, space
+    # before the colon) and reads the header section only. The value ends at the
+    # first CR or LF, as the pattern's does.
+    at = data.find(_CALL_ID_LINE)
+    if at >= 0 and data.find(b"\r\n\r\n", 0, at) < 0:  # not in a body
         start = at + len(_CALL_ID_LINE)
-        stop = data.find(b"\r", start, limit)
+        stop = data.find(b"\r", start)
         if stop < 0:
-            stop = limit
+            stop = len(data)
         feed = data.find(b"\n", start, stop)
         if feed >= 0:
             stop = feed
         call_id = data[start:stop].strip()
     else:
-        found = _CALL_ID.search(data, 0, limit)
+        end = data.find(b"\r\n\r\n")
+        found = _CALL_ID.search(data, 0, len(data) if end < 0 else end + 2)
         if found is None:
             return None
         call_id = found.group(1).strip()
