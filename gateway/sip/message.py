@@ -238,7 +238,7 @@ class Request(Message):
             ParseError: the Request-URI had a URI's shape but is not a valid URI.
         """
         if self._ruri is None:
-            self._ruri = parse_uri(self._uri)
+            self._ruri = _request_uri(self._uri)
         return self._ruri
 
     def start_line(self) -> str:
@@ -645,6 +645,8 @@ _REMEMBERED_LONGEST = 256
 """The longest value kept, so each :class:`_Remembered` holds about 1 MB at most."""
 
 _via_line = _Remembered(_check_via_line)
+# A URI is immutable: a dialog's requests, and the calls to one number, share it.
+_request_uri = _Remembered(parse_uri)
 _is_call_id = _Remembered(lambda value: grammar.call_id_re.fullmatch(value) is not None)
 _is_name_addr = _Remembered(lambda value: grammar.name_addr_re.fullmatch(value) is not None)
 
@@ -810,14 +812,20 @@ def _cseq(headers: Headers) -> CSeq:
     return CSeq.parse(value)
 
 
+# The readers below share what they parse among the messages that repeat a value
+# (a dialog's From, To, Contact and route set): a NameAddr is never changed, only
+# replaced, and so is the URI it parses on first use.
+
+
 def _reader_name_addr(key: str) -> Callable[[Headers], NameAddr]:
     name = _NAMES[key]
+    parse = _Remembered(lambda value: NameAddr.parse(value, name))
 
     def read(headers: Headers) -> NameAddr:
         value = headers.get(key)
         if value is None:
             raise ParseError(f"missing {name}")
-        return NameAddr.parse(value, name)
+        return parse(value)
 
     return read
 
@@ -835,18 +843,22 @@ def _content_type(headers: Headers) -> MediaType | None:
     return None if value is None else MediaType.parse(value)
 
 
+_contact = _Remembered(lambda value: NameAddr.parse(value, "Contact"))
+
+
 def _contacts(headers: Headers) -> list[NameAddr]:
     values = headers.values("contact")
     if values == ["*"]:
         return []
-    return [NameAddr.parse(value, "Contact") for value in values]
+    return [_contact(value) for value in values]
 
 
 def _reader_route_list(key: str) -> Callable[[Headers], list[NameAddr]]:
     name = _NAMES[key]
+    parse = _Remembered(lambda value: NameAddr.parse(value, name, require_brackets=True))
 
     def read(headers: Headers) -> list[NameAddr]:
-        return [NameAddr.parse(value, name, require_brackets=True) for value in headers.values(key)]
+        return [parse(value) for value in headers.values(key)]
 
     return read
 
