@@ -10,8 +10,8 @@ the flow it came on.
 The owner of a call is the worker that handled its first request, and that worker
 writes its number into what comes back to it: the branch of its Via (which
 every response carries back) and its Record-Route and Path entries (which the
-dialog's later requests, and requests toward a registered client, carry as
-their top Route). So a marked message names its owner (:func:`message_owner`). An
+dialog's later requests, and requests toward a registered client, carry in
+their Route). So a marked message names its owner (:func:`message_owner`). An
 unmarked one starts something new: on a WebSocket connection its owner is the
 worker holding that connection, so a browser's calls live where its socket is
 and its messages never cross between workers; otherwise it is the worker
