@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,53 +70,61 @@ def _call_worker(wedge: Wedge, call_id: str) -> tuple[int, int]:
     return int(found.group(1)), connection_owner(int(found.group(2)), WORKERS)
 
 
-async def test_a_browsers_calls_live_in_the_worker_holding_its_socket(
-    sipp: SippFactory, wedge: WedgeFactory, pki: Pki
-) -> None:
-    net = Net.make("wss", "udp")
+def _started(wedge: WedgeFactory, caller: str) -> tuple[Net, Wedge]:
+    net = Net.make(caller, "udp")
     net.policy.workers = WORKERS
     process = wedge(net.policy)
     _serving(process)
+    return net, process
+
+
+async def _call_per_hash(
+    sipp: SippFactory, net: Net, process: Wedge, user_agent: Callable[[], UserAgent]
+) -> list[tuple[int, int]]:
+    """One call whose Call-ID hashes to each worker in turn, to a SIPp PBX that
+    re-INVITEs and hangs up; for each, the worker that handled it and the worker
+    holding the caller's connection."""
+    seen = []
+    for hashed_to in range(WORKERS):
+        callee = sipp("uas_callee_reinvite_bye.xml", transport="udp", local_port=net.uas)
+        ua = user_agent()
+        ua.call_id = _call_id_owned_by(hashed_to)
+        async with asyncio.timeout(25):
+            result = await secure_call(ua, net, callee)
+        check_secure_call(ua, result, net)
+        seen.append(_call_worker(process, ua.call_id))
+    return seen
+
+
+async def test_a_browsers_calls_live_in_the_worker_holding_its_socket(
+    sipp: SippFactory, wedge: WedgeFactory, pki: Pki
+) -> None:
+    net, process = _started(wedge, "wss")
     channel = await connect_ws(f"wss://{LOCAL}:{net.wss}/", pki.ca)
     try:
-        for hashed_to in range(WORKERS):
-            callee = sipp("uas_callee_reinvite_bye.xml", transport="udp", local_port=net.uas)
-            ua = browser_user_agent(channel)
-            ua.call_id = _call_id_owned_by(hashed_to)
-            async with asyncio.timeout(25):
-                result = await secure_call(ua, net, callee)
-            check_secure_call(ua, result, net)
-            worker, holder = _call_worker(process, ua.call_id)
-            assert worker == holder
+        calls = await _call_per_hash(sipp, net, process, lambda: browser_user_agent(channel))
     finally:
         await channel.close()
+    assert all(worker == holder for worker, holder in calls), calls
     assert_wedge_quiet(process)
 
 
 async def test_a_trunks_calls_are_dealt_by_call_id(
     sipp: SippFactory, wedge: WedgeFactory, pki: Pki
 ) -> None:
-    net = Net.make("tls", "udp")
-    net.policy.workers = WORKERS
-    process = wedge(net.policy)
-    _serving(process)
+    net, process = _started(wedge, "tls")
     channel = await connect_tls(LOCAL, net.tls, pki.ca)
     host, port = channel.local
-    holders = set()
+    contact = f"sip:alice@{host}:{port};transport=tls"
     try:
-        for owner in range(WORKERS):
-            callee = sipp("uas_callee_reinvite_bye.xml", transport="udp", local_port=net.uas)
-            ua = UserAgent(channel, contact=f"sip:alice@{host}:{port};transport=tls")
-            ua.call_id = _call_id_owned_by(owner)
-            async with asyncio.timeout(25):
-                result = await secure_call(ua, net, callee)
-            check_secure_call(ua, result, net)
-            worker, holder = _call_worker(process, ua.call_id)
-            assert worker == owner
-            holders.add(holder)
+        calls = await _call_per_hash(
+            sipp, net, process, lambda: UserAgent(channel, contact=contact)
+        )
     finally:
         await channel.close()
-    assert len(holders) == 1  # one connection: one call crossed to the other worker
+    assert [worker for worker, _ in calls] == list(range(WORKERS))
+    # One connection, so one of the calls answered the trunk through the other worker.
+    assert len({holder for _, holder in calls}) == 1, calls
     assert_wedge_quiet(process)
 
 
